@@ -1,0 +1,15 @@
+"""Physical systems behind the one :class:`physnn.Device` interface.
+
+Families live in subpackages (``measured``, and as they land ``wave``,
+``audio``, ``quantum``, ``adapters``), imported on use. Build any registered
+device by name with :func:`create`; list them with :func:`available` or
+``physnn devices``.
+"""
+
+from ._registry import ENTRY_POINT_GROUP, available, create, factory_of, register
+from .blackbox import BlackBox
+from .oscillators import CoupledPendula
+from .reference import ReferenceDevice
+
+__all__ = ["ENTRY_POINT_GROUP", "BlackBox", "CoupledPendula", "ReferenceDevice",
+           "available", "create", "factory_of", "register"]

@@ -1,0 +1,80 @@
+"""The string-keyed device registry: ``physnn.devices.create("name", **config)``.
+
+Built-in devices are listed here as ``"module:attribute"`` strings and imported
+only when created, so ``import physnn`` stays light. Third-party packages add
+devices through the entry-point group ``physnn.devices``::
+
+    [project.entry-points."physnn.devices"]
+    my-cavity = "my_package.cavity:MyCavity"
+
+A registered object is a :class:`~physnn.Device` subclass or a factory function
+returning a device.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from ..device import Device
+from ..errors import ConfigurationError
+
+ENTRY_POINT_GROUP = "physnn.devices"
+
+_BUILTIN: dict[str, str] = {
+    "reference": "physnn.devices.reference:ReferenceDevice",
+    "coupled-pendula": "physnn.devices.oscillators:CoupledPendula",
+    "phyll-cavity": "physnn.devices.measured:phyll_cavity",
+}
+_REGISTERED: dict[str, Callable[..., Device] | str] = {}
+
+
+def register(name: str, factory: Callable[..., Device] | str, *, overwrite: bool = False) -> None:
+    """Make ``create(name, ...)`` build a device with ``factory`` (a class, a function or ``"module:attr"``)."""
+    if not overwrite and name in _table():
+        raise ConfigurationError(f"a device named {name!r} is already registered; pass overwrite=True to replace it")
+    _REGISTERED[name] = factory
+
+
+def available() -> list[str]:
+    """Names of every registered device, built-in and from entry points."""
+    return sorted(_table())
+
+
+def create(name: str, **config: Any) -> Device:
+    """Build the device registered as ``name`` with keyword ``config``."""
+    table = _table()
+    if name not in table:
+        raise ConfigurationError(f"no device named {name!r}; registered devices: {sorted(table)}")
+    device = _resolve(table[name])(**config)
+    if not isinstance(device, Device):
+        raise ConfigurationError(f"device {name!r} built a {type(device).__name__}, not a physnn.Device")
+    return device
+
+
+def factory_of(name: str) -> Callable[..., Device]:
+    """The class or function registered as ``name`` (imported on demand)."""
+    table = _table()
+    if name not in table:
+        raise ConfigurationError(f"no device named {name!r}; registered devices: {sorted(table)}")
+    return _resolve(table[name])
+
+
+def _table() -> dict[str, Callable[..., Device] | str]:
+    table: dict[str, Callable[..., Device] | str] = dict(_BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        table.setdefault(ep.name, ep.value)
+    table.update(_REGISTERED)
+    return table
+
+
+def _resolve(target: Callable[..., Device] | str) -> Callable[..., Device]:
+    if not isinstance(target, str):
+        return target
+    module, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj

@@ -1,0 +1,53 @@
+"""The errors physnn raises.
+
+Every error names the device (or file, or instrument), the argument, what was
+expected and what came, so that a user can fix the call without reading code.
+Each class also derives from the matching builtin (``ValueError``,
+``FileNotFoundError``...) so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+
+class PhysnnError(Exception):
+    """Base class of every error physnn raises on purpose."""
+
+
+class InputError(PhysnnError, ValueError):
+    """A drive signal ``x`` has the wrong type, dtype, shape, range, or holds NaN/Inf."""
+
+
+class ControlError(PhysnnError, ValueError):
+    """A control setting is unknown, of the wrong shape, non-finite or outside its physical bounds."""
+
+
+class ConfigurationError(PhysnnError, ValueError):
+    """A device or layer was built with settings that cannot work (e.g. an unstable time step)."""
+
+
+class StabilityError(ConfigurationError):
+    """A time step violates the stability (CFL) limit of a simulation."""
+
+
+class GradientRouteError(PhysnnError, RuntimeError):
+    """A gradient was asked of a route that cannot give one (e.g. autograd through a black box)."""
+
+
+class DeviceOutputError(PhysnnError, RuntimeError):
+    """A device returned an output of the wrong shape, or one holding NaN/Inf."""
+
+
+class DeviceConnectionError(PhysnnError, ConnectionError):
+    """A device's resource (instrument, sound card, worker) could not be reached or was lost."""
+
+
+class DataNotFoundError(PhysnnError, FileNotFoundError):
+    """A data file is missing: the message says which, where it was looked for, and where to get it."""
+
+
+class ChecksumError(PhysnnError, ValueError):
+    """A data file exists but its SHA-256 differs from the expected one."""
+
+
+class DataFormatError(PhysnnError, ValueError):
+    """A data file exists and its checksum (if known) passed, but its content cannot be parsed."""
