@@ -17,8 +17,10 @@ import torch
 
 from .device import Device
 
-#: ``evaluate(x, raws) -> y``: runs the device with controls mapped from raw parameters.
-Evaluate = Callable[[torch.Tensor, Sequence[torch.Tensor]], torch.Tensor]
+#: ``evaluate(x, raws, per_setting=False) -> y``: runs the device with controls mapped from raw
+#: parameters; with ``per_setting=True`` each raw has a leading dimension M of settings, every
+#: setting is applied to the whole batch in one device call, and y has shape (M, B, *out).
+Evaluate = Callable[..., torch.Tensor]
 
 
 class TwinRoute(torch.autograd.Function):
@@ -68,33 +70,45 @@ class SPSARoute(torch.autograd.Function):
     def backward(ctx, grad_y: torch.Tensor):
         x, *raws = ctx.saved_tensors
         evaluate, opt = ctx.evaluate, ctx.options
-        k, eps, gen = opt["perturbations"], opt["epsilon"], opt["generator"]
-        grad_x = None
-        grad_raws: list[torch.Tensor | None] = [None] * len(raws)
+        wants = ctx.needs_input_grad[3:]
         with torch.no_grad():
-            if any(ctx.needs_input_grad[3:]):
-                grad_raws = [torch.zeros_like(r) for r in raws]
-                for _ in range(k):
-                    deltas = [_rademacher(r, gen) for r in raws]
-                    y_plus = evaluate(x, [r + eps * d for r, d in zip(raws, deltas)])
-                    y_minus = evaluate(x, [r - eps * d for r, d in zip(raws, deltas)])
-                    slope = (grad_y * (y_plus - y_minus)).sum() / (2 * eps)
-                    for g, d in zip(grad_raws, deltas):
-                        g.add_(slope * d / k)
-                grad_raws = [g if w else None for g, w in zip(grad_raws, ctx.needs_input_grad[3:])]
-            if ctx.needs_input_grad[2]:
-                grad_x = torch.zeros_like(x)
-                low, high = opt["input_bounds"] or (None, None)
-                for _ in range(k):
-                    delta = _rademacher(x, gen)
-                    x_plus, x_minus = x + eps * delta, x - eps * delta
-                    if low is not None:
-                        x_plus, x_minus = x_plus.clamp(low, high), x_minus.clamp(low, high)
-                    step = x_plus - x_minus  # 2 eps delta where no bound was hit
-                    dy = evaluate(x_plus, raws) - evaluate(x_minus, raws)
-                    slope = (grad_y * dy).flatten(1).sum(1) / (2 * eps)
-                    grad_x.add_(slope.view((-1,) + (1,) * (x.dim() - 1)) * step / (2 * eps) / k)
-        return (None, None, grad_x, *grad_raws)
+            grad_x = _input_gradient(evaluate, opt, x, raws, grad_y) if ctx.needs_input_grad[2] else None
+            grad_raws = _control_gradients(evaluate, opt, x, raws, grad_y) if any(wants) else [None] * len(raws)
+        return (None, None, grad_x, *[g if w else None for g, w in zip(grad_raws, wants)])
+
+
+def _input_gradient(evaluate: Evaluate, opt: dict, x: torch.Tensor, raws: Sequence[torch.Tensor],
+                    grad_y: torch.Tensor) -> torch.Tensor:
+    """SPSA estimate of dL/dx, each sample with its own perturbations; all ``2 K B`` perturbed
+    drives go to the device in one call. Perturbed drives are clamped to ``input_bounds``."""
+    k, eps, gen = opt["perturbations"], opt["epsilon"], opt["generator"]
+    deltas = torch.stack([_rademacher(x, gen) for _ in range(k)])  # (K, B, *in)
+    x_plus, x_minus = x + eps * deltas, x - eps * deltas
+    if opt["input_bounds"] is not None:
+        low, high = opt["input_bounds"]
+        x_plus, x_minus = x_plus.clamp(low, high), x_minus.clamp(low, high)
+    y = evaluate(torch.cat([x_plus, x_minus]).flatten(0, 1), raws)
+    y = y.view((2 * k,) + tuple(x.shape[:1]) + tuple(y.shape[1:]))
+    slopes = (grad_y.unsqueeze(0) * (y[:k] - y[k:])).flatten(2).sum(2) / (2 * eps)  # (K, B)
+    steps = (x_plus - x_minus) / (2 * eps)  # delta where no bound was hit
+    return (slopes.view(slopes.shape + (1,) * (x.dim() - 1)) * steps).mean(0)
+
+
+def _control_gradients(evaluate: Evaluate, opt: dict, x: torch.Tensor, raws: Sequence[torch.Tensor],
+                       grad_y: torch.Tensor) -> list[torch.Tensor]:
+    """SPSA estimate of dL/d(raw controls). With ``opt["batched"]`` all ``2 K`` perturbed settings
+    go to the device in one call (one setting per sample), else in ``2 K`` calls."""
+    k, eps, gen = opt["perturbations"], opt["epsilon"], opt["generator"]
+    deltas = [torch.stack([_rademacher(r, gen) for _ in range(k)]) for r in raws]  # (K, *shape) each
+    if opt["batched"]:
+        settings = [torch.cat([r + eps * d, r - eps * d]) for r, d in zip(raws, deltas)]  # (2K, *shape)
+        y = evaluate(x, settings, per_setting=True)  # (2K, B, *out)
+        y_plus, y_minus = y[:k], y[k:]
+    else:
+        y_plus = torch.stack([evaluate(x, [r + eps * d[i] for r, d in zip(raws, deltas)]) for i in range(k)])
+        y_minus = torch.stack([evaluate(x, [r - eps * d[i] for r, d in zip(raws, deltas)]) for i in range(k)])
+    slopes = (grad_y.unsqueeze(0) * (y_plus - y_minus)).flatten(1).sum(1) / (2 * eps)  # (K,)
+    return [(slopes.view((k,) + (1,) * (d.dim() - 1)) * d).mean(0) for d in deltas]
 
 
 def _rademacher(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -156,14 +156,21 @@ class PhysicalLayer(nn.Module):
         names = self._trainable
         fixed = {k: v for k, v in self._values_for(h).items() if k not in names}
 
-        def evaluate(x: torch.Tensor, raws) -> torch.Tensor:
+        def evaluate(x: torch.Tensor, raws, per_setting: bool = False) -> torch.Tensor:
             values = dict(fixed)
             for name, raw in zip(names, raws):
                 values[name] = _reparam.to_value(self.device.control(name), raw).to(x.dtype)
-            return self.device(x, values)
+            if not per_setting:
+                return self.device(x, values)
+            settings, batch = raws[0].shape[0], x.shape[0]
+            for name in names:
+                values[name] = values[name].repeat_interleave(batch, dim=0)  # (M * B, *shape)
+            y = self.device(x.repeat((settings,) + (1,) * (x.dim() - 1)), values)
+            return y.view((settings, batch) + tuple(y.shape[1:]))
 
         options = {"perturbations": self.perturbations, "epsilon": self.epsilon,
-                   "generator": self.generator, "input_bounds": self.device.input_bounds}
+                   "generator": self.generator, "input_bounds": self.device.input_bounds,
+                   "batched": self.device.batched_controls and bool(names)}
         raws = [self.raw_controls[n].to(dtype=h.dtype) for n in names]
         return SPSARoute.apply(evaluate, options, h, *raws)
 
