@@ -132,13 +132,23 @@ def _write(results: list[dict], curves: dict[str, list[float]], out: Path) -> No
     lines += [f"| {r['method']} | {100 * r['test accuracy on hardware']:.1f} % | {r['hardware calls']} | "
               f"{r['seconds']:.1f} |" for r in results]
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, bars) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
     for label, acc in curves.items():
         ax.plot(acc, label=label)
     ax.set_xlabel("epoch (full batch)")
-    ax.set_ylabel("training accuracy (as the method sees it)")
-    ax.set_title("physnn demo: vowels through coupled pendula")
+    ax.set_ylabel("training accuracy, as each method sees it")
+    ax.set_title("training")
     ax.legend(fontsize=7)
+    names = [r["method"] for r in results]
+    accuracy = [100 * r["test accuracy on hardware"] for r in results]
+    bars.barh(names, accuracy, color=[f"C{i}" for i in range(len(names))])
+    for i, a in enumerate(accuracy):
+        bars.text(a + 0.5, i, f"{a:.1f} %", va="center", fontsize=8)
+    bars.set_xlim(0, 110)
+    bars.invert_yaxis()
+    bars.set_yticks(range(len(names)), [n.replace(" (", "\n(").replace(", run", ",\nrun") for n in names], fontsize=7)
+    bars.set_xlabel("test accuracy on the hardware (%)")
+    bars.set_title("deployed on the imperfect pendula")
     fig.tight_layout()
     fig.savefig(out / "training.png", dpi=120)
     plt.close(fig)
