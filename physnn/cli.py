@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -58,13 +59,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _extension_parsers() -> list[Any]:
-    """Subcommands contributed by device families (imported only if present)."""
+    """Subcommands contributed by device families: ``process`` (audio), ``serve-instrument`` (adapters)."""
     hooks = []
-    try:
-        from .devices.audio.wavio import add_process_parser
-    except ImportError:
-        return hooks
-    hooks.append(add_process_parser)
+    for module, name in (("physnn.devices.audio.wavio", "add_process_parser"),
+                         ("physnn.devices.adapters.emulator", "add_serve_parser")):
+        try:
+            hooks.append(getattr(importlib.import_module(module), name))
+        except ImportError:
+            continue
     return hooks
 
 

@@ -15,6 +15,14 @@ SMALL = {
     "reference": ({"n": 3}, {}),
     "coupled-pendula": ({"n": 3, "steps": 30}, {}),
     "phyll-cavity": ({"data_dir": str(DATA), "features": 200}, {}),
+    "diode-clipper": ({"num_samples": 32}, {}),
+    "overdrive": ({"num_samples": 32}, {}),
+    "compressor": ({"num_samples": 32}, {}),
+    "lowpass": ({"num_samples": 32}, {}),
+    "highpass": ({"num_samples": 32}, {}),
+    "peaking-eq": ({"num_samples": 32}, {}),
+    "plate": ({"num_samples": 32}, {}),
+    "pedalboard": ({"effect": "Distortion", "num_samples": 64}, {}),
 }
 NEEDS_DATA = {"phyll-cavity": DATA / "phyll" / "acoustic_x_data.csv"}
 

@@ -27,6 +27,14 @@ _BUILTIN: dict[str, str] = {
     "reference": "physnn.devices.reference:ReferenceDevice",
     "coupled-pendula": "physnn.devices.oscillators:CoupledPendula",
     "phyll-cavity": "physnn.devices.measured:phyll_cavity",
+    "diode-clipper": "physnn.devices.audio:DiodeClipper",
+    "overdrive": "physnn.devices.audio:OpAmpOverdrive",
+    "compressor": "physnn.devices.audio:Compressor",
+    "lowpass": "physnn.devices.audio:LowpassFilter",
+    "highpass": "physnn.devices.audio:HighpassFilter",
+    "peaking-eq": "physnn.devices.audio:PeakingEQ",
+    "plate": "physnn.devices.audio:DrivenPlate",
+    "pedalboard": "physnn.devices.audio:pedalboard_effect",
 }
 _REGISTERED: dict[str, Callable[..., Device] | str] = {}
 
