@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
     "reference": "physnn.devices.reference:ReferenceDevice",
     "coupled-pendula": "physnn.devices.oscillators:CoupledPendula",
     "phyll-cavity": "physnn.devices.measured:phyll_cavity",
+    "wave-2d": "physnn.devices.wave:WaveMedium2D",
     "diode-clipper": "physnn.devices.audio:DiodeClipper",
     "overdrive": "physnn.devices.audio:OpAmpOverdrive",
     "compressor": "physnn.devices.audio:Compressor",

@@ -1,0 +1,249 @@
+"""Time stepping of the 2D wave equation: two backends behind one call, :func:`solve`.
+
+* ``numba`` (CPU): the fused kernels of :mod:`._kernels`, wrapped in a
+  ``torch.autograd.Function`` whose backward pass is the hand-written reversible adjoint
+  with boundary saving (memory: the last two fields plus a one-cell ring per step).
+* ``torch`` (any torch device, CUDA included): the same update in torch ops. Under
+  autograd it keeps memory low by checkpointing segments of ``checkpoint_every`` steps
+  (default ``sqrt(T)``); it is also the route for saturable absorption, which makes the
+  interior lossy and so irreversible, and the reference for the gradient tests
+  (``checkpoint_every=0``: plain autograd through every step).
+
+Shapes: ``x`` (B, S, T) source series; ``cl``, ``q``, ``sat`` (Ny, Nx); outputs
+``intensity`` (B, P) and ``signals`` (B, P, T).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Static, index-level description of a medium: what the kernels need besides the fields.
+
+    Cell indices are unpadded ``(row, col)``; ``*_port`` says which source or probe each
+    entry belongs to and ``*_w`` its weight. ``damping`` is ``b`` (1/s) per cell, (Ny, Nx);
+    ``box = (r0, r1, c0, c1)`` the undamped interior (unpadded, half-open); ``ring`` the
+    cells just outside it that the interior stencil reads (empty without an absorber).
+    """
+
+    shape: tuple[int, int]
+    src_cells: np.ndarray  # (K, 2) int64
+    src_port: np.ndarray   # (K,) int64
+    src_w: np.ndarray      # (K,) float64
+    prb_cells: np.ndarray
+    prb_port: np.ndarray
+    prb_w: np.ndarray
+    n_sources: int
+    n_probes: int
+    damping: np.ndarray
+    box: tuple[int, int, int, int]
+    ring: np.ndarray       # (R, 2) int64
+
+
+@dataclass
+class Solution:
+    """What a run returns: ``intensity`` (B, P), ``signals`` (B, P, T), optional
+    ``snapshots`` (B, n_snap, Ny, Nx) of the field every ``snapshot_every`` steps."""
+
+    intensity: torch.Tensor
+    signals: torch.Tensor
+    snapshots: torch.Tensor | None = None
+
+
+def numba_available() -> bool:
+    """True when numba imports (the fast CPU backend)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def solve(x: torch.Tensor, cl: torch.Tensor, q: torch.Tensor, sat: torch.Tensor | None, layout: Layout, *,
+          dt: float, h: float, sat_uth: float, backend: str, checkpoint_every: int | None,
+          snapshot_every: int | None = None) -> Solution:
+    """Run the medium for ``x.shape[-1]`` steps; pick ``backend`` ("numba" or "torch")."""
+    if backend == "numba":
+        intensity, signals = _NumbaWave.apply(x, cl, q, layout, dt, h)
+        return Solution(intensity, signals)
+    return _torch_run(x, cl, q, sat, layout, dt=dt, h=h, sat_uth=sat_uth,
+                      checkpoint_every=checkpoint_every, snapshot_every=snapshot_every)
+
+
+def damping_coefficients(beta, beta_sat=0.0):
+    """``a1 = 1/(1 + beta)``, ``a2 = (1 - beta)/(1 + beta)`` of the update
+    ``u+ = a1 (2u + r2 c^2 lap) - a2 u-`` for ``beta = b dt`` (arrays or tensors)."""
+    total = beta + beta_sat
+    a1 = 1 / (1 + total)
+    return a1, (1 - total) * a1
+
+
+# ------------------------------------------------------------------------------- numba
+def _padded(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return np.ascontiguousarray(np.pad(a, 1), dtype=dtype)
+
+
+def _static(layout: Layout, dt: float, dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Padded coefficient arrays and index arrays for the kernels."""
+    a1, a2 = damping_coefficients(layout.damping * dt)
+    s, p, r = layout.src_cells + 1, layout.prb_cells + 1, layout.ring + 1
+    return {
+        "a1": _padded(a1, dtype), "a2": _padded(a2, dtype),
+        "src_i": s[:, 0].copy(), "src_j": s[:, 1].copy(), "src_s": layout.src_port,
+        "src_w": layout.src_w.astype(dtype), "prb_i": p[:, 0].copy(), "prb_j": p[:, 1].copy(),
+        "prb_p": layout.prb_port, "prb_w": layout.prb_w.astype(dtype),
+        "ring_i": r[:, 0].copy(), "ring_j": r[:, 1].copy(),
+    }
+
+
+def _threads(batch: int, work: int) -> int:
+    """Threads for a kernel call: one per sample at most, and one for small jobs (``work`` cell
+    updates), where waking a thread pool costs more than it saves on a busy machine."""
+    import numba
+
+    return 1 if work < 2_000_000 else max(1, min(batch, numba.config.NUMBA_NUM_THREADS))
+
+
+class _NumbaWave(torch.autograd.Function):
+    """Fused CPU forward; backward by reversing the interior and replaying the saved ring."""
+
+    @staticmethod
+    def forward(ctx, x, cl, q, layout: Layout, dt: float, h: float):  # type: ignore[override]
+        import numba
+
+        from . import _kernels
+
+        dtype = np.dtype(str(x.dtype).replace("torch.", ""))
+        st = _static(layout, dt, dtype)
+        xn = np.ascontiguousarray(x.detach().numpy())
+        cln = _padded(cl.detach().numpy(), dtype)
+        qn = _padded(q.detach().numpy(), dtype)
+        batch, steps = xn.shape[0], xn.shape[2]
+        ny, nx = layout.shape
+        signals = np.zeros((batch, layout.n_probes, steps), dtype)
+        intensity = np.zeros((batch, layout.n_probes), dtype)
+        keep = any(ctx.needs_input_grad[:3])
+        strip = np.zeros((batch, steps + 1 if keep else 0, len(layout.ring)), dtype)
+        u_last = np.empty((batch, ny + 2, nx + 2), dtype)
+        u_prev = np.empty_like(u_last)
+        r2, dtn = dtype.type((dt / h) ** 2), dtype.type(dt)
+        numba.set_num_threads(_threads(batch, batch * steps * ny * nx))
+        _kernels.forward(xn, cln, qn, st["a1"], st["a2"], r2, dtn, st["src_i"], st["src_j"], st["src_s"],
+                         st["src_w"], st["prb_i"], st["prb_j"], st["prb_p"], st["prb_w"], st["ring_i"],
+                         st["ring_j"], signals, intensity, strip, u_last, u_prev)
+        if keep:
+            ctx.state = (xn, cln, qn, st, r2, dtn, strip, u_last, u_prev, layout)
+        return torch.from_numpy(intensity), torch.from_numpy(signals)
+
+    @staticmethod
+    def backward(ctx, g_int, g_sig):  # type: ignore[override]
+        import numba
+
+        from . import _kernels
+
+        xn, cln, qn, st, r2, dtn, strip, u_last, u_prev, layout = ctx.state
+        batch, _, steps = xn.shape
+        dtype = xn.dtype
+        gi = np.zeros((batch, layout.n_probes), dtype) if g_int is None else np.ascontiguousarray(g_int.numpy())
+        gs = (np.zeros((batch, layout.n_probes, steps), dtype) if g_sig is None
+              else np.ascontiguousarray(g_sig.numpy()))
+        r0, r1, c0, c1 = layout.box
+        box = np.array([r0 + 1, r1 + 1, c0 + 1, c1 + 1], dtype=np.int64)
+        g_x = np.zeros_like(xn)
+        g_cl = np.zeros((batch,) + cln.shape, dtype)
+        g_q = np.zeros_like(g_cl)
+        numba.set_num_threads(_threads(batch, 4 * g_cl.size * steps))
+        _kernels.backward(xn, cln, qn, st["a1"], st["a2"], r2, dtn, st["src_i"], st["src_j"], st["src_s"],
+                          st["src_w"], st["prb_i"], st["prb_j"], st["prb_p"], st["prb_w"], st["ring_i"],
+                          st["ring_j"], strip, u_last, u_prev, box, gi, gs, g_x, g_cl, g_q)
+        return (torch.from_numpy(g_x), torch.from_numpy(g_cl.sum(0)[1:-1, 1:-1]),
+                torch.from_numpy(g_q.sum(0)[1:-1, 1:-1]), None, None, None)
+
+
+# ------------------------------------------------------------------------------- torch
+def _laplacian(u: torch.Tensor) -> torch.Tensor:
+    """5-point sum ``u[i-1] + u[i+1] + u[j-1] + u[j+1] - 4u`` with ``u = 0`` outside, (B, Ny, Nx)."""
+    p = F.pad(u, (1, 1, 1, 1))
+    return (p[:, :-2, 1:-1] + p[:, 2:, 1:-1]) + (p[:, 1:-1, :-2] + p[:, 1:-1, 2:]) - 4 * u
+
+
+class _TorchStepper:
+    """The update of :mod:`._kernels` in torch ops, on the inputs' torch device."""
+
+    def __init__(self, x, cl, q, sat, layout: Layout, dt: float, h: float, sat_uth: float) -> None:
+        dev, dtype = x.device, x.dtype
+        ny, nx = layout.shape
+        as_t = lambda a, t=dtype: torch.as_tensor(a, dtype=t, device=dev)  # noqa: E731
+        self.x, self.cl, self.q, self.sat, self.uth, self.dt = x, cl, q, sat, sat_uth, dt
+        self.r2, self.dt2 = (dt / h) ** 2, dt * dt
+        self.beta = as_t(layout.damping * dt)
+        self.src_idx = as_t(layout.src_cells[:, 0] * nx + layout.src_cells[:, 1], torch.int64)
+        self.src_port = as_t(layout.src_port, torch.int64)
+        self.src_w = as_t(layout.src_w)
+        self.prb_idx = as_t(layout.prb_cells[:, 0] * nx + layout.prb_cells[:, 1], torch.int64)
+        self.prb_w = as_t(layout.prb_w)
+        self.prb_map = F.one_hot(as_t(layout.prb_port, torch.int64), layout.n_probes).to(dtype)  # (K, P)
+
+    def step(self, u: torch.Tensor, u_old: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """u^{n+1} from u^n, u^{n-1}; returns (u^{n+1}, probe signal (B, P), probe intensity rate (B, P))."""
+        c = self.cl + self.q * (u * u)
+        sat = 0.0 if self.sat is None else self.dt * self.sat / (1 + (u / self.uth) ** 2)
+        a1, a2 = damping_coefficients(self.beta, sat)
+        new = a1 * (2 * u + self.r2 * (c * c) * _laplacian(u)) - a2 * u_old
+        drive = (self.dt2 * self.src_w) * self.x[:, self.src_port, n]  # (B, K)
+        new = new.flatten(1).index_add(1, self.src_idx, drive).view_as(u)
+        v = new.flatten(1)[:, self.prb_idx]
+        return new, (self.prb_w * v) @ self.prb_map, self.dt * ((self.prb_w * v * v) @ self.prb_map)
+
+    def segment(self, u, u_old, n0: int, n1: int):
+        """Steps n0..n1-1; returns (u, u_old, signals (B, P, n1-n0), intensity (B, P))."""
+        signals, intensity = [], 0
+        for n in range(n0, n1):
+            new, sig, rate = self.step(u, u_old, n)
+            u, u_old = new, u
+            signals.append(sig)
+            intensity = intensity + rate
+        return u, u_old, torch.stack(signals, -1), intensity
+
+
+def _torch_run(x, cl, q, sat, layout: Layout, *, dt: float, h: float, sat_uth: float,
+               checkpoint_every: int | None, snapshot_every: int | None) -> Solution:
+    stepper = _TorchStepper(x, cl, q, sat, layout, dt, h, sat_uth)
+    batch, steps = x.shape[0], x.shape[-1]
+    u = torch.zeros((batch,) + layout.shape, dtype=x.dtype, device=x.device)
+    u_old = torch.zeros_like(u)
+    if snapshot_every:
+        return _with_snapshots(stepper, u, u_old, steps, snapshot_every)
+    grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, cl, q, sat))
+    every = max(1, math.isqrt(steps)) if checkpoint_every is None else checkpoint_every
+    if not grad or every == 0:
+        u, u_old, signals, intensity = stepper.segment(u, u_old, 0, steps)
+        return Solution(intensity, signals)
+    sig_parts, intensity = [], 0
+    for n0 in range(0, steps, every):
+        n1 = min(steps, n0 + every)
+        u, u_old, sig, rate = checkpoint(stepper.segment, u, u_old, n0, n1, use_reentrant=False)
+        sig_parts.append(sig)
+        intensity = intensity + rate
+    return Solution(intensity, torch.cat(sig_parts, -1))
+
+
+def _with_snapshots(stepper: _TorchStepper, u, u_old, steps: int, every: int) -> Solution:
+    signals, snaps, intensity = [], [], 0
+    for n in range(steps):
+        new, sig, rate = stepper.step(u, u_old, n)
+        u, u_old = new, u
+        signals.append(sig)
+        intensity = intensity + rate
+        if (n + 1) % every == 0:
+            snaps.append(u)
+    snapshots = torch.stack(snaps, 1) if snaps else u.new_zeros((u.shape[0], 0) + u.shape[1:])
+    return Solution(intensity, torch.stack(signals, -1), snapshots)

@@ -1,0 +1,196 @@
+"""WaveMedium2D: the device contract, exact gradients, backends, configuration errors, plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from physnn import PhysicalLayer
+from physnn.devices.wave import WaveMedium2D, line, point, region
+from physnn.errors import ConfigurationError, StabilityError
+from physnn.testing import check_device
+
+SMALL = dict(shape=(16, 20), n_steps=24, dt=0.5, absorber_width=3, absorber_strength=1.0, projection_beta=2.0)
+
+
+def _data(medium: WaveMedium2D, batch: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn((batch,) + tuple(medium.in_shape), dtype=torch.float64, generator=g)
+    rho = torch.rand(medium.shape, dtype=torch.float64, generator=g) * 0.8 + 0.1
+    return x, rho
+
+
+def _grads(medium: WaveMedium2D, x: torch.Tensor, rho: torch.Tensor):
+    """Gradients of a random mix of intensities and raw signals with respect to x and rho."""
+    x, rho = x.clone().requires_grad_(), rho.clone().requires_grad_()
+    sol = medium.simulate(x, {"rho": rho})
+    g = torch.Generator().manual_seed(1)
+    wi = torch.randn(sol.intensity.shape, dtype=torch.float64, generator=g).to(x.dtype)
+    ws = torch.randn(sol.signals.shape, dtype=torch.float64, generator=g).to(x.dtype)
+    ((sol.intensity * wi).sum() + (sol.signals * ws).sum()).backward()
+    return x.grad, rho.grad
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def test_conforms_to_device_contract():
+    medium = WaveMedium2D(shape=(10, 12), n_steps=12, dt=0.5, absorber_width=2, absorber_strength=1.0,
+                          projection_beta=2.0, c_nl=-0.2)
+    report = check_device(medium)
+    assert "gradcheck" in report.passed and not report.failed
+    assert report.skipped["routes"].startswith("twin checked")
+
+
+@pytest.mark.parametrize("c_nl", [0.0, -0.3])
+def test_reversible_gradients_equal_plain_autograd(c_nl):
+    kw = dict(SMALL, c_nl=c_nl, n_steps=60)
+    fast = WaveMedium2D(**kw, backend="numba")
+    plain = WaveMedium2D(**kw, backend="torch", checkpoint_every=0)
+    x, rho = _data(fast)
+    for got, want in zip(_grads(fast, x, rho), _grads(plain, x, rho)):
+        assert _rel(got, want) < 1e-9
+
+
+def test_gradcheck_reversible_solver_nonlinear():
+    medium = WaveMedium2D(shape=(12, 14), n_steps=16, dt=0.5, absorber_width=2, blur_radius=0,
+                          projection_beta=0.0, c_nl=-0.5, output="raw", backend="numba")
+    x, rho = _data(medium, batch=1)
+    x, rho = x.requires_grad_(), rho.requires_grad_()
+
+    def f(x_, rho_):
+        sol = medium.simulate(x_, {"rho": rho_})
+        return sol.intensity, sol.signals
+
+    assert torch.autograd.gradcheck(f, (x, rho), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def test_saturable_absorption_uses_checkpointing_with_exact_gradients():
+    kw = dict(SMALL, sat_b0=0.5, sat_uth=0.3, c_nl=-0.2)
+    checkpointed = WaveMedium2D(**kw, checkpoint_every=5)
+    plain = WaveMedium2D(**kw, checkpoint_every=0)
+    x, rho = _data(checkpointed)
+    for got, want in zip(_grads(checkpointed, x, rho), _grads(plain, x, rho)):
+        assert _rel(got, want) < 1e-12
+    with pytest.raises(ConfigurationError, match="irreversible"):
+        WaveMedium2D(**kw, backend="numba")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backends_agree(dtype):
+    kw = dict(SMALL, c_nl=-0.3, output="raw")
+    x, rho = _data(WaveMedium2D(**kw), batch=3)
+    fast = WaveMedium2D(**kw, backend="numba").simulate(x.to(dtype), {"rho": rho})
+    ref = WaveMedium2D(**kw, backend="torch").simulate(x.to(dtype), {"rho": rho})
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert fast.signals.dtype == dtype
+    assert _rel(fast.signals, ref.signals) < tol and _rel(fast.intensity, ref.intensity) < tol
+
+
+def test_float32_training_gradient_close_to_float64():
+    medium = WaveMedium2D(**dict(SMALL, c_nl=-0.3, n_steps=80))
+    x, rho = _data(medium)
+    g64 = _grads(medium, x, rho)[1]
+    g32 = _grads(medium, x.float(), rho.float())[1]
+    assert _rel(g32.double(), g64) < 1e-4
+
+
+def test_outputs_signals_and_several_sources():
+    medium = WaveMedium2D(shape=(20, 24), n_steps=30, dt=0.5, absorber_width=3,
+                          sources=[point(8, 5), line((12, 5), (15, 5))],
+                          probes=[point(6, 18), region((10, 13), (17, 19))], output="raw")
+    assert medium.in_shape == (2, 30) and medium.out_shape == (2,)
+    x, rho = _data(medium)
+    sol = medium.simulate(x, {"rho": rho})
+    assert sol.signals.shape == (2, 2, 30)
+    y = medium(x, {"rho": rho})
+    torch.testing.assert_close(y, sol.intensity)
+    normalized = WaveMedium2D(shape=(20, 24), n_steps=30, dt=0.5, absorber_width=3,
+                              sources=[point(8, 5), line((12, 5), (15, 5))],
+                              probes=[point(6, 18), region((10, 13), (17, 19))])(x, {"rho": rho})
+    torch.testing.assert_close(normalized, y / y.sum(1, keepdim=True))
+    # point probe intensity is the time integral of its signal squared
+    torch.testing.assert_close(sol.intensity[:, 0], medium.dt * (sol.signals[:, 0] ** 2).sum(-1))
+
+
+def test_trains_through_physical_layer():
+    medium = WaveMedium2D(**dict(SMALL, output="normalized", c_nl=-0.2))
+    layer = PhysicalLayer(medium, route="autograd").double()
+    x, _ = _data(medium, batch=4)
+    target = torch.tensor([0, 1, 2, 0])
+    opt = torch.optim.Adam(layer.parameters(), lr=0.2)
+    losses = []
+    for _ in range(8):
+        loss = torch.nn.functional.cross_entropy(layer(x) * 20, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_cfl_violation_raises_before_running():
+    with pytest.raises(StabilityError, match="CFL"):
+        WaveMedium2D(shape=(40, 40), h=1.0, dt=0.8, c0=1.0, c1=0.5)
+    with pytest.raises(StabilityError, match="dt <="):
+        WaveMedium2D(shape=(40, 40), h=1.0, dt=0.5, c0=1.0, c1=1.5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(design_region=np.ones((5, 5), bool)), "design_region must have the grid's shape"),
+    (dict(design_region=np.ones((16, 20), bool)), "absorbing layer"),
+    (dict(design_region=np.zeros((16, 20), bool)), "empty"),
+    (dict(probes=[point(5, 25)]), "outside the grid"),
+    (dict(probes=[point(1, 10)]), "inside the absorbing layer"),
+    (dict(sources=[point(-1, 5)]), "outside the grid"),
+    (dict(shape=(6, 6)), "too small"),
+    (dict(output="logits"), "output must be one of"),
+])
+def test_bad_configuration_is_refused(kwargs, match):
+    with pytest.raises(ConfigurationError, match=match):
+        WaveMedium2D(**dict(SMALL, **kwargs))
+
+
+def test_numba_backend_refuses_non_cpu_inputs():
+    medium = WaveMedium2D(**SMALL, backend="numba")
+    x = torch.zeros((1, 24), device="meta")
+    with pytest.raises(ConfigurationError, match="CPU only"):
+        medium._run(x, {"rho": torch.zeros(16, 20, device="meta")}, None)
+
+
+def test_wavetorch_vowel_setup():
+    medium = WaveMedium2D.wavetorch_vowels(n_steps=10)
+    assert medium.shape == (100, 160) and medium.out_shape == (3,)
+    assert [p.cells[0] for p in medium.probes] == [(30, 120), (50, 120), (70, 120)]
+    assert medium.sources[0].cells[0] == (50, 40)
+    assert medium.design_region[:, 45:115].sum() == 58 * 70
+
+
+@pytest.mark.slow
+def test_vowel_example_runs(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "vowels_wave.py"
+    subprocess.run([sys.executable, str(script), "--synthetic", "--folds", "2", "--epochs", "1",
+                    "--max-per-class", "4", "--out", str(tmp_path)], check=True)
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert len(summary["folds"]) == 2 and (tmp_path / "density.png").exists()
+
+
+def test_plots_are_written(tmp_path):
+    from physnn.devices.wave import plots
+
+    medium = WaveMedium2D(**SMALL)
+    x, rho = _data(medium, batch=1)
+    sol = medium.simulate(x, {"rho": rho}, snapshot_every=8)
+    assert sol.snapshots.shape == (1, 3, 16, 20)
+    paths = [plots.plot_density(medium, rho, tmp_path / "d.png"),
+             plots.plot_snapshots(medium, sol.snapshots[0], tmp_path / "s.png", steps=[8, 16, 24], rho=rho),
+             plots.plot_probe_intensities(sol.signals[0], medium.dt, tmp_path / "p.png"),
+             plots.plot_confusion(np.array([[3, 1], [0, 4]]), ["a", "b"], tmp_path / "c.png")]
+    assert all((tmp_path / p).stat().st_size > 1000 for p in paths)
