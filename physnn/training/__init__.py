@@ -1,0 +1,23 @@
+"""Training deep physical networks with the method the hardware allows, in one loop.
+
+* :func:`fit`: the loop (progress, history CSV/JSON, atomic checkpoints, exact
+  resume, seeds, early stopping, device-call accounting, curves).
+* Methods: :class:`Backprop` (autograd; ``in_silico=True`` trains on twins and
+  deploys on devices), :class:`PhysicsAware` (forward on the device, backward
+  through a twin), :class:`ZerothOrder` (SPSA), :class:`ForwardForward`
+  (model-free forward-forward, PhyLL).
+* Models: :func:`physical_network` (blocks ``linear(cat(device(drive(h)), h))``),
+  :func:`digital_network` (the same sizes without physics).
+* Twins: :func:`fit_twin`, :class:`NeuralTwin`, :class:`CalibratedTwin`.
+"""
+
+from .forward_forward import ForwardForward
+from .loop import Callback, RunResult, fit
+from .methods import Backprop, Method, PhysicsAware, ZerothOrder
+from .models import Drive, PhysicalBlock, digital_network, physical_network
+from .plots import plot_comparison, plot_history
+from .twin import CalibratedTwin, NeuralTwin, TwinReport, fit_twin
+
+__all__ = ["Backprop", "CalibratedTwin", "Callback", "Drive", "ForwardForward", "Method", "NeuralTwin",
+           "PhysicalBlock", "PhysicsAware", "RunResult", "TwinReport", "ZerothOrder", "digital_network",
+           "fit", "fit_twin", "physical_network", "plot_comparison", "plot_history"]
