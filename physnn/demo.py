@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .data import synthesize_vowel_formants
 from .devices import BlackBox, CoupledPendula
 from .layer import PhysicalLayer
 
@@ -46,12 +47,19 @@ def make_hardware(seed: int) -> tuple[BlackBox, CoupledPendula]:
 
 def run_demo(out: str | Path = "physnn-demo", epochs: int | None = None, seed: int = 0) -> list[dict]:
     """Train the ways listed above, print a table, and save plots and the table under ``out``."""
-    from .data import synthesize_vowel_formants
+    # Tiny tensors: one thread avoids the intra-op thread pool's stalls when another job holds a core
+    # (measured: 234 s with the default 2 threads beside a busy core, 15 s with one).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(Path(out), epochs or 100, seed)
+    finally:
+        torch.set_num_threads(threads)
 
-    epochs = epochs or 100
-    out = Path(out)
+
+def _run(out: Path, epochs: int, seed: int) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
-    x_train, y_train, x_test, y_test, classes = _vowel_split(synthesize_vowel_formants, seed)
+    x_train, y_train, x_test, y_test, classes = _vowel_split(seed)
     print(f"physnn demo: {len(classes)} vowels synthesized from Hillenbrand et al. (1995) formant statistics, "
           f"{len(y_train)} train / {len(y_test)} test tokens, 12 formant features -> 12 initial angles")
     print(f"hardware: {PENDULA} coupled pendula, omega +-{100 * TOLERANCE:.0f} %, damping +20 %, noise 0.01 rad; "
@@ -94,8 +102,8 @@ def run_demo(out: str | Path = "physnn-demo", epochs: int | None = None, seed: i
     return results
 
 
-def _vowel_split(synthesize, seed: int):
-    x, y, classes = synthesize(60, seed=seed)
+def _vowel_split(seed: int):
+    x, y, classes = synthesize_vowel_formants(60, seed=seed)
     x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     n_train = int(0.7 * len(y))
