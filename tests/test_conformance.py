@@ -17,6 +17,7 @@ SMALL = {
     "phyll-cavity": ({"data_dir": str(DATA), "features": 200}, {}),
     "wave-2d": ({"shape": (10, 12), "n_steps": 12, "absorber_width": 2, "absorber_strength": 1.0,
                  "projection_beta": 2.0, "c_nl": -0.2}, {}),
+    "quantum-circuit": ({"n_qubits": 2, "layers": 1}, {}),
     "diode-clipper": ({"num_samples": 32}, {}),
     "overdrive": ({"num_samples": 32}, {}),
     "compressor": ({"num_samples": 32}, {}),

@@ -28,6 +28,7 @@ _BUILTIN: dict[str, str] = {
     "coupled-pendula": "physnn.devices.oscillators:CoupledPendula",
     "phyll-cavity": "physnn.devices.measured:phyll_cavity",
     "wave-2d": "physnn.devices.wave:WaveMedium2D",
+    "quantum-circuit": "physnn.devices.quantum:QuantumCircuit",
     "diode-clipper": "physnn.devices.audio:DiodeClipper",
     "overdrive": "physnn.devices.audio:OpAmpOverdrive",
     "compressor": "physnn.devices.audio:Compressor",

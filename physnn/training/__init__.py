@@ -9,8 +9,11 @@
 * Models: :func:`physical_network` (blocks ``linear(cat(device(drive(h)), h))``),
   :func:`digital_network` (the same sizes without physics).
 * Twins: :func:`fit_twin`, :class:`NeuralTwin`, :class:`CalibratedTwin`.
+* Creep: :func:`run_creep` swaps classical layers for quantum ones one group at
+  a time (:class:`Swap`, :func:`ladder`) and trains every level under one budget.
 """
 
+from .creep import LevelResult, Swap, build_level, count_parameters, ladder, run_creep, write_tables
 from .forward_forward import ForwardForward
 from .loop import Callback, RunResult, fit
 from .methods import Backprop, Method, PhysicsAware, ZerothOrder
@@ -18,6 +21,7 @@ from .models import Drive, PhysicalBlock, digital_network, physical_network
 from .plots import plot_comparison, plot_history
 from .twin import CalibratedTwin, NeuralTwin, TwinReport, fit_twin
 
-__all__ = ["Backprop", "CalibratedTwin", "Callback", "Drive", "ForwardForward", "Method", "NeuralTwin",
-           "PhysicalBlock", "PhysicsAware", "RunResult", "TwinReport", "ZerothOrder", "digital_network",
-           "fit", "fit_twin", "physical_network", "plot_comparison", "plot_history"]
+__all__ = ["Backprop", "CalibratedTwin", "Callback", "Drive", "ForwardForward", "LevelResult", "Method",
+           "NeuralTwin", "PhysicalBlock", "PhysicsAware", "RunResult", "Swap", "TwinReport", "ZerothOrder",
+           "build_level", "count_parameters", "digital_network", "fit", "fit_twin", "ladder", "physical_network",
+           "plot_comparison", "plot_history", "run_creep", "write_tables"]
