@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import json
 import os
@@ -70,19 +71,21 @@ def _extension_parsers() -> list[Any]:
     return hooks
 
 
-def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["n=3", "omega=[1,2]", "name=x"]`` -> ``{"n": 3, "omega": [1, 2], "name": "x"}``.
+def parse_settings(pairs: Sequence[str], what: str = "--set") -> dict[str, Any]:
+    """``["n=3", "omega=[1, 2]", "name=x"]`` -> ``{"n": 3, "omega": [1, 2], "name": "x"}``.
 
-    Values are parsed as JSON where they parse, else kept as strings.
+    Values are parsed as Python literals where they parse, else kept as strings;
+    a pair without ``=`` raises :class:`~physnn.errors.ConfigurationError` naming ``what``.
     """
+    from .errors import ConfigurationError
     settings: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"physnn: error: setting {pair!r} must look like KEY=VALUE")
+            raise ConfigurationError(f"{what} must look like KEY=VALUE, got {pair!r}")
         try:
-            settings[key] = json.loads(value)
-        except json.JSONDecodeError:
+            settings[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
             settings[key] = value
     return settings
 

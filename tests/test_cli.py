@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from physnn.cli import main, parse_settings
+from physnn.errors import ConfigurationError
 
 
 def test_devices_lists_controls_and_differentiability(capsys, tmp_path, monkeypatch):
@@ -49,5 +50,5 @@ def test_console_entry_point_and_help():
 
 def test_parse_settings():
     assert parse_settings(["n=3", "omega=[1, 2]", "name=cavity"]) == {"n": 3, "omega": [1, 2], "name": "cavity"}
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
+    with pytest.raises(ConfigurationError, match="--set must look like KEY=VALUE, got 'n'"):
         parse_settings(["n"])

@@ -36,11 +36,7 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[s
             ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: str | os.PathLike[str], *,
@@ -62,6 +58,10 @@ def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: 
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: str | os.PathLike[str]) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

@@ -11,7 +11,6 @@ files are written to a temporary name and moved into place only when complete.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from ...cli import parse_settings
 from ...device import Device
 from ...errors import ConfigurationError, DataNotFoundError, InputError, PhysnnError
 from .._registry import create
@@ -142,19 +142,6 @@ def process_file(input_path: str, output_path: str, device: str | Device, *,
 
 
 # ------------------------------------------------------------------------- CLI
-def _parse_assignments(items: list[str], what: str) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigurationError(f"{what} must look like name=value, got {item!r}")
-        try:
-            values[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            values[key] = text
-    return values
-
-
 def add_process_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``physnn process`` on an argparse subparsers object; its handler is ``args.handler(args)``."""
     p = subparsers.add_parser("process", help="run an audio device on a sound file",
@@ -178,8 +165,8 @@ def run_process(args: argparse.Namespace) -> int:
     """Handler of ``physnn process``: 0 on success, 2 with a one-line error otherwise."""
     try:
         summary = process_file(args.input, args.output, args.device,
-                               controls=_parse_assignments(args.set, "--set"),
-                               options=_parse_assignments(args.option, "--option"), gain_db=args.gain_db,
+                               controls=parse_settings(args.set, "--set"),
+                               options=parse_settings(args.option, "--option"), gain_db=args.gain_db,
                                normalize=args.normalize, full_scale=args.full_scale, subtype=args.subtype)
     except (PhysnnError, ImportError) as exc:
         print(f"physnn process: error: {exc}", file=sys.stderr)
