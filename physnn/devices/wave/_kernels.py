@@ -121,23 +121,16 @@ def _adjoint_kerr_row(part, lam, wm, w, wp, um, u0, up, cl, q, r2):  # pragma: n
 
 
 @njit(cache=True)
-def _material_row(g, lam, um, u0, up, cl, q, r2):  # pragma: no cover - compiled
-    """``g += lambda * d(u^{n+1})/d(cl)`` on the interior."""
-    for k in range(1, g.shape[0] - 1):
+def _material_rows(g_cl, g_q, lam, um, u0, up, cl, q, r2):  # pragma: no cover - compiled
+    """``g_cl += lambda * d(u^{n+1})/d(cl)`` and ``g_q += lambda * d(u^{n+1})/d(q)`` on the interior
+    (the two differ by the factor u^2 of the Kerr term, so the Laplacian is computed once)."""
+    for k in range(1, g_cl.shape[0] - 1):
         u = u0[k]
         lap = (um[k] + up[k]) + (u0[k - 1] + u0[k + 1]) - (u + u + u + u)
         c = cl[k] + q[k] * (u * u)
-        g[k] += lap * lam[k] * (r2 * (c + c))
-
-
-@njit(cache=True)
-def _material_u2_row(g, lam, um, u0, up, cl, q, r2):  # pragma: no cover - compiled
-    """``g += lambda * d(u^{n+1})/d(q)`` on the interior."""
-    for k in range(1, g.shape[0] - 1):
-        u = u0[k]
-        lap = (um[k] + up[k]) + (u0[k - 1] + u0[k + 1]) - (u + u + u + u)
-        c = cl[k] + q[k] * (u * u)
-        g[k] += lap * lam[k] * (r2 * (c + c)) * (u * u)
+        d_cl = lap * lam[k] * (r2 * (c + c))
+        g_cl[k] += d_cl
+        g_q[k] += d_cl * (u * u)
 
 
 @njit(cache=True)
@@ -176,8 +169,7 @@ def _adjoint_sweep(part, lam, w, cur, nxt, cl, q, a1, a2, r2, box, gcl, gq):  # 
             s = slice(c0 - 1, c1 + 1)
             um, u0, up, cli, qi = cur[i - 1, s], cur[i, s], cur[i + 1, s], cl[i, s], q[i, s]
             _adjoint_kerr_row(part[i, s], lam[i, s], w[i - 1, s], w[i, s], w[i + 1, s], um, u0, up, cli, qi, r2)
-            _material_row(gcl[i, s], lam[i, s], um, u0, up, cli, qi, r2)
-            _material_u2_row(gq[i, s], lam[i, s], um, u0, up, cli, qi, r2)
+            _material_rows(gcl[i, s], gq[i, s], lam[i, s], um, u0, up, cli, qi, r2)
             _rebuild_row(nxt[i, s], um, u0, up, cli, qi, r2)
         else:
             _adjoint_row(part[i], lam[i], w[i - 1], w[i], w[i + 1], a1[i])
