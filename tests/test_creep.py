@@ -78,9 +78,13 @@ def test_creep_images_example_runs_on_a_few_images(tmp_path):
     spec = importlib.util.spec_from_file_location("creep_images", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    example.main(["--datasets", "mnist", "--train-size", "200", "--test-size", "200", "--data-dir", str(data),
-                  "--out", str(tmp_path)])
-    table = (tmp_path / "mnist" / "creep.md").read_text()
-    assert "+ quantum linear" in table and "96.92" in table
+    for weights in ("complex", "real"):
+        example.main(["--datasets", "mnist", "--epochs", "1", "--train-size", "200", "--test-size", "200",
+                      "--weights", weights, "--data-dir", str(data), "--out", str(tmp_path / weights)])
+        table = (tmp_path / weights / "mnist" / "creep.md").read_text()
+        assert "+ quantum linear" in table and "96.92" in table and "level 2 93.76 %" in table
+    level2 = build_level(example.base_model, example.swap_plan(), 2)
+    imaginary = [name for name, _ in level2.named_parameters() if name.endswith("weight_imag")]
+    assert imaginary == ["0.weight_imag", "1.weight_imag", "3.weight_imag"]
     x, _ = example.images("mnist", "test", str(data), 3)
     assert x.shape == (3, 1, 32, 32) and float(x.min()) == -1.0 and float(x.max()) <= 1.0

@@ -159,3 +159,72 @@ def test_layers_replace_their_classical_counterparts():
         FlippedQuanv2d.from_conv(nn.Conv2d(1, 1, (3, 2)))
     with pytest.raises(ValueError, match="outputs"):
         DataReUploadingLinear(16, 5, 2)
+
+
+def _authors_reuploading(x, params, bias, n_qubits, out_features):
+    """The authors' PyTorch DataReUploadingLinear, per sample, with complex ``params`` (R, 4**q - 1)."""
+    dim = 2 ** n_qubits
+    paulis = torch.stack([pauli_matrix(s) for s in pauli_strings(n_qubits)])
+    outs = []
+    for row in torch.nn.functional.pad(x, (0, dim * dim - x.shape[1])).to(torch.complex128):
+        data = row.reshape(dim, dim)
+        state = torch.full((dim,), dim ** -0.5, dtype=torch.complex128)
+        for theta in params:
+            state = torch.linalg.matrix_exp(1j * (data + data.T) / 2 / len(params)) @ state
+            state = torch.linalg.matrix_exp(1j * torch.einsum("i,ijk->jk", theta, paulis)) @ state
+        outs.append((state.conj() * state).real[:out_features])
+    return torch.stack(outs) + bias
+
+
+def test_complex_weights_follow_the_authors_model_through_adam_steps():
+    # The authors store the parameters as complex tensors (imaginary parts zero at
+    # first); Adam on one complex tensor must equal Adam on our (weight, weight_imag).
+    torch.manual_seed(6)
+    x, labels = torch.randn(4, 13, dtype=torch.float64), torch.tensor([0, 2, 1, 2])
+    layer = DataReUploadingLinear(13, 3, 2, repetitions=3, complex_weights=True).double()
+    params = nn.Parameter(layer.weight.detach().to(torch.complex128).clone())
+    bias = nn.Parameter(layer.bias.detach().clone())
+    ours, theirs = torch.optim.Adam(layer.parameters(), lr=0.05), torch.optim.Adam([params, bias], lr=0.05)
+    for _ in range(4):
+        for opt, out in ((ours, layer(x)), (theirs, _authors_reuploading(x, params, bias, 2, 3))):
+            opt.zero_grad()
+            nn.functional.cross_entropy(out, labels).backward()
+            opt.step()
+    torch.testing.assert_close(torch.complex(layer.weight, layer.weight_imag).detach(), params.detach(),
+                               atol=1e-9, rtol=0)
+    torch.testing.assert_close(layer(x), _authors_reuploading(x, params, bias, 2, 3), atol=1e-10, rtol=0)
+    # trained imaginary parts: the blocks are no longer unitary, the "probabilities" no longer sum to one
+    full = DataReUploadingLinear(13, 4, 2, repetitions=3, complex_weights=True).double()
+    full.load_state_dict(layer.state_dict() | {"bias": torch.zeros(4, dtype=torch.float64)})
+    with torch.no_grad():
+        u = layer.unitaries(torch.float64)
+        assert float((u @ u.mH - torch.eye(4)).abs().max()) > 1e-3
+        assert float((full(x).sum(1) - 1).abs().max()) > 1e-3
+
+
+def test_complex_weights_eigh_equals_dense_and_gradcheck():
+    torch.manual_seed(7)
+    fast = DataReUploadingLinear(10, 3, 2, repetitions=2, complex_weights=True).double()
+    with torch.no_grad():
+        fast.weight_imag.normal_(0, 0.3)
+    dense = DataReUploadingLinear(10, 3, 2, repetitions=2, method="dense", complex_weights=True).double()
+    dense.load_state_dict(fast.state_dict())
+    x = torch.randn(3, 10, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(fast(x), dense(x), atol=1e-10, rtol=0)
+    assert torch.autograd.gradcheck(lambda v, w, wi: torch.func.functional_call(
+        fast, {"weight": w, "weight_imag": wi, "bias": fast.bias}, (v,)),
+        (x, fast.weight.detach().clone().requires_grad_(), fast.weight_imag.detach().clone().requires_grad_()))
+
+
+def test_complex_weights_flipped_quanv_is_not_a_circuit():
+    torch.manual_seed(8)
+    layer = FlippedQuanv2d(2, 3, complex_weights=True).double()
+    x = torch.randn(2, 2, 6, 6, dtype=torch.float64)
+    real = FlippedQuanv2d(2, 3).double()
+    real.load_state_dict({k: v for k, v in layer.state_dict().items() if k != "weight_imag"})
+    torch.testing.assert_close(layer(x), real(x), atol=1e-12, rtol=0)  # imaginary parts start at zero
+    with torch.no_grad():
+        layer.weight_imag.normal_(0, 0.5)
+        assert float((layer.states().abs().square().sum(-1) - 1).abs().max()) > 1e-2
+    with pytest.raises(ValueError, match="non-normalized"):
+        layer.circuit(0, 0)

@@ -6,9 +6,14 @@ layer they replace, so they drop into any PyTorch network:
 * :class:`FlippedQuanv2d` replaces ``nn.Conv2d`` (the paper's FlippedQuanv3x3);
 * :class:`DataReUploadingLinear` replaces ``nn.Linear`` (the paper's level-2 layer).
 
-Parameters are real (the authors' code stores them as complex tensors, whose
-imaginary parts make the "unitaries" non-unitary once trained); with real
-parameters every trainable block stays exactly unitary.
+Parameters are real, so every trainable block is exactly unitary and each layer
+is a circuit that a QPU can run. The authors' PyTorch code, which produced the
+paper's published numbers, stores them as complex tensors instead: the imaginary
+parts start at zero, Adam trains them, and ``exp(i sum_k (a_k + i b_k) P_k)``
+stops being unitary (states lose their norm, "probabilities" grow without bound).
+``complex_weights=True`` reproduces that model, with the imaginary parts as a
+second real parameter ``weight_imag`` (Adam on a complex tensor is Adam on its
+real and imaginary parts); it is not a physical circuit.
 """
 
 from __future__ import annotations
@@ -28,6 +33,28 @@ def special_unitary(theta: torch.Tensor, n_qubits: int) -> torch.Tensor:
     return hermitian_exp_i(pauli_combination(theta, n_qubits))
 
 
+def pauli_exp_i(theta: torch.Tensor, n_qubits: int, theta_imag: torch.Tensor | None = None, *,
+                dense: bool = False) -> torch.Tensor:
+    """``exp(i sum_k (theta_k + i theta_imag_k) P_k)`` ``(..., 2**n, 2**n)`` from real ``(..., 4**n - 1)``.
+
+    Without ``theta_imag`` this is :func:`special_unitary` (one eigendecomposition,
+    or a dense ``matrix_exp`` with ``dense=True``); with it, the generator is not
+    Hermitian and the result ``exp(i A - B)`` is not unitary (the authors' complex
+    parameters), computed by ``matrix_exp``.
+    """
+    if theta_imag is None and not dense:
+        return special_unitary(theta, n_qubits)
+    generator = pauli_combination(theta, n_qubits)
+    if theta_imag is not None:
+        generator = generator + 1j * pauli_combination(theta_imag, n_qubits)
+    return torch.linalg.matrix_exp(1j * generator)
+
+
+def _imaginary_part(weight: torch.Tensor, complex_weights: bool) -> nn.Parameter | None:
+    """The authors' imaginary parts (zero at initialization, as theirs), or ``None`` for real weights."""
+    return nn.Parameter(torch.zeros_like(weight)) if complex_weights else None
+
+
 class FlippedQuanv2d(nn.Module):
     """A quantum convolution with the data as the observable (the paper's FlippedQuanv3x3).
 
@@ -36,7 +63,8 @@ class FlippedQuanv2d(nn.Module):
     ``4**q - 1`` real parameters) is measured with the observable built from each
     ``k x k`` patch: zero-padded to ``2**q x 2**q`` (bottom and right) and
     symmetrized, ``S = (P + P^T) / 2``. The output is the mean over input
-    channels of ``<psi|S|psi>``, plus a bias.
+    channels of ``<psi|S|psi>``, plus a bias. ``complex_weights=True``: the
+    authors' non-unitary variant (module docstring).
 
     Because ``<psi|S|psi> = sum_ab Re(conj(psi_a) psi_b) P_ab``, the layer *is* a
     linear ``Conv2d`` whose kernel is the top-left ``k x k`` block of
@@ -48,7 +76,7 @@ class FlippedQuanv2d(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int = 0) -> None:
+                 padding: int = 0, *, complex_weights: bool = False) -> None:
         super().__init__()
         if kernel_size < 1:
             raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
@@ -57,21 +85,22 @@ class FlippedQuanv2d(nn.Module):
         self.n_qubits = max(1, math.ceil(math.log2(kernel_size)))
         # Initialization of the authors' code: standard normal parameters and bias.
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 4 ** self.n_qubits - 1))
+        self.weight_imag = _imaginary_part(self.weight, complex_weights)
         self.bias = nn.Parameter(torch.randn(out_channels))
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d) -> FlippedQuanv2d:
+    def from_conv(cls, conv: nn.Conv2d, *, complex_weights: bool = False) -> FlippedQuanv2d:
         """A fresh quantum layer with the shape of a square-kernel ``nn.Conv2d`` (weights are not copied)."""
         k, s, p = conv.kernel_size, conv.stride, conv.padding
         if len({*k}) != 1 or len({*s}) != 1 or isinstance(p, str) or len({*p}) != 1 or conv.groups != 1 \
                 or conv.dilation != (1, 1):
             raise ValueError(f"FlippedQuanv2d replaces square, ungrouped, undilated convolutions with equal "
                              f"stride and padding; got {conv}")
-        return cls(conv.in_channels, conv.out_channels, k[0], s[0], p[0])
+        return cls(conv.in_channels, conv.out_channels, k[0], s[0], p[0], complex_weights=complex_weights)
 
     def states(self) -> torch.Tensor:
-        """The channel-pair states ``(C_out, C_in, 2**q)`` (complex)."""
-        return special_unitary(self.weight, self.n_qubits)[..., :, 0]
+        """The channel-pair states ``(C_out, C_in, 2**q)`` (complex; normalized unless ``complex_weights``)."""
+        return pauli_exp_i(self.weight, self.n_qubits, self.weight_imag)[..., :, 0]
 
     def kernel(self) -> torch.Tensor:
         """The equivalent ``Conv2d`` kernel ``(C_out, C_in, k, k)``: ``Re(psi psi^dagger)[:k, :k] / C_in``."""
@@ -97,6 +126,8 @@ class FlippedQuanv2d(nn.Module):
         """
         from .circuit import QuantumCircuit
 
+        if self.weight_imag is not None:
+            raise ValueError("complex_weights=True makes the states non-normalized: no circuit prepares them")
         device = QuantumCircuit(self.n_qubits, encoding="observable", ansatz="special_unitary", layers=1,
                                 backend=backend, shots=shots, diff_method=diff_method, seed=seed)
         return device, {"weights": self.weight[out_channel, in_channel].detach().reshape(1, -1)}
@@ -111,7 +142,8 @@ class FlippedQuanv2d(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, n_qubits={self.n_qubits}")
+                f"padding={self.padding}, n_qubits={self.n_qubits}"
+                + (", complex_weights=True" if self.weight_imag is not None else ""))
 
 
 def _divided_differences(evals: torch.Tensor, t: float, cdtype: torch.dtype) -> torch.Tensor:
@@ -238,12 +270,13 @@ class DataReUploadingLinear(nn.Module):
     unitary once per batch; ``method="dense"`` follows the authors' code, dense
     matrix exponentials of the data block and of every trainable block in every
     repetition (the reference the benchmark compares against).
+    ``complex_weights=True``: the authors' non-unitary variant (module docstring).
 
     Shapes: ``(B, in_features)`` -> ``(B, out_features)``, as ``nn.Linear``.
     """
 
     def __init__(self, in_features: int, out_features: int, n_qubits: int, repetitions: int = 10, *,
-                 method: str = "eigh") -> None:
+                 method: str = "eigh", complex_weights: bool = False) -> None:
         super().__init__()
         if 4 ** n_qubits < in_features or 2 ** n_qubits < out_features:
             raise ValueError(f"{n_qubits} qubits hold at most 4**q = {4 ** n_qubits} inputs and 2**q = "
@@ -255,15 +288,17 @@ class DataReUploadingLinear(nn.Module):
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.n_qubits, self.repetitions, self.method = int(n_qubits), int(repetitions), method
         self.weight = nn.Parameter(torch.randn(repetitions, 4 ** n_qubits - 1))
+        self.weight_imag = _imaginary_part(self.weight, complex_weights)
         self.bias = nn.Parameter(torch.randn(out_features))
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, n_qubits: int | None = None, repetitions: int = 10, *,
-                    method: str = "eigh") -> DataReUploadingLinear:
+                    method: str = "eigh", complex_weights: bool = False) -> DataReUploadingLinear:
         """A fresh quantum layer with the shape of ``linear``; ``n_qubits`` defaults to the fewest that fit."""
         if n_qubits is None:
             n_qubits = max(1, math.ceil(math.log(linear.in_features, 4)), math.ceil(math.log2(linear.out_features)))
-        return cls(linear.in_features, linear.out_features, n_qubits, repetitions, method=method)
+        return cls(linear.in_features, linear.out_features, n_qubits, repetitions, method=method,
+                   complex_weights=complex_weights)
 
     def data_matrix(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_features)`` -> the padded, reshaped ``D`` ``(B, 2**q, 2**q)``."""
@@ -271,22 +306,23 @@ class DataReUploadingLinear(nn.Module):
         return F.pad(x, (0, dim * dim - self.in_features)).reshape(x.shape[0], dim, dim)
 
     def unitaries(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """The trainable blocks ``(R, 2**q, 2**q)``, unitary for real parameters."""
-        return special_unitary(self.weight.to(dtype), self.n_qubits)
+        """The trainable blocks ``(R, 2**q, 2**q)``: unitary unless ``complex_weights``."""
+        imag = None if self.weight_imag is None else self.weight_imag.to(dtype)
+        return pauli_exp_i(self.weight.to(dtype), self.n_qubits, imag, dense=self.method == "dense")
 
     def states(self, x: torch.Tensor) -> torch.Tensor:
         """The final states ``(B, 2**q)`` (complex) for inputs ``(B, in_features)``."""
         d = self.data_matrix(x)
         t = 1.0 / self.repetitions
+        blocks = self.unitaries(x.dtype)
         if self.method == "eigh":
-            return reupload(d, self.unitaries(x.dtype), t)
-        # The authors' computation: dense matrix exponentials of every block, in every repetition.
-        generators = pauli_combination(self.weight.to(x.dtype), self.n_qubits)
-        psi = torch.full((x.shape[0], 2 ** self.n_qubits), 2 ** (-self.n_qubits / 2), dtype=generators.dtype,
+            return reupload(d, blocks, t)
+        # The authors' computation: a dense matrix exponential of the data block in every repetition.
+        psi = torch.full((x.shape[0], 2 ** self.n_qubits), 2 ** (-self.n_qubits / 2), dtype=blocks.dtype,
                          device=x.device)
         for r in range(self.repetitions):
-            data = torch.linalg.matrix_exp(1j * t * (d + d.mT).to(generators.dtype) / 2)
-            psi = (data @ psi[..., None])[..., 0] @ torch.linalg.matrix_exp(1j * generators[r]).mT
+            data = torch.linalg.matrix_exp(1j * t * (d + d.mT).to(blocks.dtype) / 2)
+            psi = (data @ psi[..., None])[..., 0] @ blocks[r].mT
         return psi
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -296,4 +332,5 @@ class DataReUploadingLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, n_qubits={self.n_qubits}, "
-                f"repetitions={self.repetitions}, method={self.method!r}")
+                f"repetitions={self.repetitions}, method={self.method!r}"
+                + (", complex_weights=True" if self.weight_imag is not None else ""))
