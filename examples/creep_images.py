@@ -21,7 +21,7 @@ layers, every block exactly unitary, as a QPU would run them. (The authors' JAX
 code has real parameters; its logs, 100 epochs, batch 1000, learning rate 5e-3,
 give level 2 MNIST 94.54 %, Fashion-MNIST 80.54 %.)
 
-    python examples/creep_images.py                    # short protocol (minutes on 2 CPU cores)
+    python examples/creep_images.py                    # short protocol: 5 epochs, 1 seed (~21 min per dataset, 1 core)
     python examples/creep_images.py --protocol full    # the paper's: 50 epochs, 5 seeds, all 60,000 images
 
 Data: MNIST / Fashion-MNIST IDX files from --data-dir, else $PHYSNN_DATA (e.g. ../shared/datasets).
