@@ -117,9 +117,7 @@ class PhysicalLayer(nn.Module):
             raise ConfigurationError(f"route 'twin' needs twin=<a differentiable Device> for {label}")
         if not twin.differentiable:
             raise GradientRouteError(f"the twin {twin._label()} of {label} must be differentiable")
-        mine, its = _signature(self.device), _signature(twin)
-        if mine != its:
-            raise ConfigurationError(f"twin {twin._label()} (in, out, controls) = {its} does not match {label} {mine}")
+        check_twin_matches(self.device, twin)
 
     # ----------------------------------------------------------------- forward
     def control_values(self) -> dict[str, torch.Tensor]:
@@ -186,3 +184,11 @@ class PhysicalLayer(nn.Module):
 def _signature(device: Device) -> tuple:
     """(in_shape, out_shape, [(control name, shape)]): what a twin must share with its device."""
     return tuple(device.in_shape), tuple(device.out_shape), [(c.name, c.shape) for c in device.controls]
+
+
+def check_twin_matches(device: Device, twin: Device) -> None:
+    """Raise ``ConfigurationError`` unless ``twin`` has the inputs, outputs and controls of ``device``."""
+    mine, its = _signature(device), _signature(twin)
+    if mine != its:
+        raise ConfigurationError(f"twin {twin._label()} (in, out, controls) = {its} does not match "
+                                 f"{device._label()} {mine}")

@@ -31,6 +31,7 @@ from torch import nn
 
 from ..device import Control, Device
 from ..errors import ConfigurationError, GradientRouteError
+from ..layer import check_twin_matches
 
 
 class NeuralTwin(Device):
@@ -265,11 +266,7 @@ def fit_twin(device: Device, twin: Device, *, n_samples: int = 2000, inputs: tor
 def _check_pair(device: Device, twin: Device) -> None:
     if not twin.differentiable:
         raise GradientRouteError(f"fit_twin: the twin {twin._label()} must be differentiable")
-    mine = (tuple(device.in_shape), tuple(device.out_shape), [(c.name, c.shape) for c in device.controls])
-    its = (tuple(twin.in_shape), tuple(twin.out_shape), [(c.name, c.shape) for c in twin.controls])
-    if mine != its:
-        raise ConfigurationError(f"fit_twin: twin {twin._label()} (in, out, controls) = {its} does not match "
-                                 f"{device._label()} {mine}")
+    check_twin_matches(device, twin)
 
 
 def _sample_controls(device: Device, n: int, group: int, g: torch.Generator) -> dict[str, torch.Tensor]:
