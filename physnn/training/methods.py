@@ -224,14 +224,14 @@ class ZerothOrder(_Supervised):
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-2, weight_decay: float = 0.0,
                  perturbations: int | None = None, epsilon: float | None = None) -> None:
+        if perturbations is not None and perturbations < 1:
+            raise ConfigurationError(f"ZerothOrder needs perturbations >= 1, got {perturbations}")
+        if epsilon is not None and not epsilon > 0:
+            raise ConfigurationError(f"ZerothOrder needs epsilon > 0, got {epsilon}")
         for layer in physical_layers(model):
             if perturbations is not None:
-                if perturbations < 1:
-                    raise ConfigurationError(f"ZerothOrder needs perturbations >= 1, got {perturbations}")
                 layer.perturbations = int(perturbations)
             if epsilon is not None:
-                if not epsilon > 0:
-                    raise ConfigurationError(f"ZerothOrder needs epsilon > 0, got {epsilon}")
                 layer.epsilon = float(epsilon)
         super().__init__(model, lr=lr, weight_decay=weight_decay)
 
