@@ -108,13 +108,13 @@ class DevicePool(Device):
     def _forward(self, x: torch.Tensor, controls: dict[str, torch.Tensor]) -> torch.Tensor:
         size = self.chunk_size or math.ceil(x.shape[0] / self.workers)
         cpu = x.detach().cpu()
+        # (value on the CPU, per-sample?) once for the whole batch; each chunk slices it
+        prepared = {name: (value.detach().cpu(), value.dim() > len(self.control(name).shape))
+                    for name, value in controls.items()}
         jobs: list[Job] = []
         for start in range(0, x.shape[0], size):
-            per = {}
-            for name, value in controls.items():
-                value = value.detach().cpu()
-                per_sample = value.dim() > len(self.control(name).shape)
-                per[name] = value[start:start + size] if per_sample else value
+            per = {name: value[start:start + size] if per_sample else value
+                   for name, (value, per_sample) in prepared.items()}
             jobs.append((cpu[start:start + size], per))
         outputs = self._pool.run(jobs, self.timeout_s)
         return torch.cat(outputs).to(device=x.device, dtype=x.dtype)
