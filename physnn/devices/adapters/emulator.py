@@ -243,7 +243,7 @@ class InstrumentEmulator:
         return None
 
     def _reset(self) -> None:
-        self.values = {c.name: c.default_tensor(self.dtype) for c in self.device.controls}
+        self.values = self.device.control_defaults(self.dtype)
         self.points = self.delay + math.prod(self.device.out_shape)
         self.range = self.initial_range
         self.waveform: np.ndarray | None = None

@@ -41,7 +41,6 @@ class Layout:
     prb_cells: np.ndarray
     prb_port: np.ndarray
     prb_w: np.ndarray
-    n_sources: int
     n_probes: int
     damping: np.ndarray
     box: tuple[int, int, int, int]

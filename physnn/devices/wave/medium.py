@@ -129,9 +129,8 @@ class WaveMedium2D(Device):
 
         src, src_port, src_w = geometry.pack(self.sources)
         prb, prb_port, prb_w = geometry.pack(self.probes)
-        self.layout = Layout(shape, src, src_port, src_w, prb, prb_port, prb_w, len(self.sources),
-                             len(self.probes), damping, geometry.interior_box(shape, w),
-                             geometry.ring_cells(shape, w))
+        self.layout = Layout(shape, src, src_port, src_w, prb, prb_port, prb_w, len(self.probes), damping,
+                             geometry.interior_box(shape, w), geometry.ring_cells(shape, w))
         self.shape = shape
         self.register_buffer("design_region", torch.as_tensor(mask, dtype=torch.float64))
         self.register_buffer("blur_kernel", _disk(self.blur_radius))

@@ -37,7 +37,8 @@ def _overlay(ax, medium: WaveMedium2D) -> None:
     for k, port in enumerate(medium.probes):
         a = port.array
         ax.plot(a[:, 1], a[:, 0], "s", ms=4, mfc="none", mec="tab:blue")
-        ax.annotate(str(k), (a[:, 1].mean() + 2, a[:, 0].mean()), color="tab:blue", fontsize=7)
+        row, col = port.center()
+        ax.annotate(str(k), (col + 2, row), color="tab:blue", fontsize=7)
 
 
 def plot_density(medium: WaveMedium2D, rho: torch.Tensor, path: str | os.PathLike[str], *,
@@ -62,10 +63,13 @@ def plot_snapshots(medium: WaveMedium2D, snapshots: torch.Tensor, path: str | os
     fig = Figure(figsize=(3.2 * n, 2.6))
     axes = np.atleast_1d(fig.subplots(1, n))
     lim = float(np.percentile(np.abs(snaps), 99.5)) or 1.0  # the source cell would wash out the rest
+    density = None
+    if rho is not None:
+        with torch.no_grad():
+            density = medium.density(rho.detach().double().cpu()).numpy()
     for ax, snap, step in zip(axes, snaps, steps):
-        if rho is not None:
-            with torch.no_grad():
-                ax.imshow(medium.density(rho.detach().double().cpu()).numpy(), cmap="Greys", alpha=0.4)
+        if density is not None:
+            ax.imshow(density, cmap="Greys", alpha=0.4)
         ax.imshow(snap, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.85)
         _overlay(ax, medium)
         ax.set(title=f"t = {step * medium.dt:g} s", xticks=[], yticks=[])
