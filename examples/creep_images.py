@@ -38,7 +38,7 @@ from torch import nn
 
 from physnn.data import load_mnist
 from physnn.devices.quantum import DataReUploadingLinear, FlippedQuanv2d
-from physnn.training.creep import Swap, run_creep, write_tables
+from physnn.training.creep import Swap, run_creep
 
 #: The authors' logs (scripts/results of their repository, PyTorch): mean test accuracy (percent) of 5 runs
 #: after each of these epochs, per level (0, 1, 2). Epoch 50 is the paper's table.
@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         train = images(kind, "train", args.data_dir, p["train"])
         test = images(kind, "test", args.data_dir, p["test"])
         out = Path(args.out) / kind
-        results = run_creep(base_model, swap_plan(complex_weights=complex_weights), train, test, epochs=p["epochs"],
-                            batch_size=200, lr=5e-4, seeds=list(range(p["seeds"])), levels=args.levels, out_dir=out)
-        write_tables(results, out, reference=PAPER[kind])
+        run_creep(base_model, swap_plan(complex_weights=complex_weights), train, test, epochs=p["epochs"],
+                  batch_size=200, lr=5e-4, seeds=list(range(p["seeds"])), levels=args.levels, out_dir=out,
+                  reference=PAPER[kind])
         same_epoch = AUTHORS_BY_EPOCH[kind].get(p["epochs"])
         if same_epoch is not None and p["epochs"] != 50:
             levels = ", ".join(f"level {k} {a:.2f} %" for k, a in enumerate(same_epoch))

@@ -34,6 +34,7 @@ from torch import nn
 from ..errors import ConfigurationError
 from .loop import fit
 from .methods import Backprop
+from .plots import _pyplot, _save
 
 Factory = Callable[[nn.Module], nn.Module]
 
@@ -121,7 +122,7 @@ def run_creep(base: nn.Module | Callable[[], nn.Module], plan: Sequence[Swap],
               train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], *,
               epochs: int, batch_size: int, lr: float, seeds: Sequence[int] = (0,),
               levels: Sequence[int] | None = None, out_dir: str | os.PathLike[str] | None = None,
-              eval_batch_size: int = 500, progress: bool = False,
+              eval_batch_size: int = 500, progress: bool = False, reference: Mapping[int, float] | None = None,
               log: Callable[[str], None] | None = print) -> list[LevelResult]:
     """Train and evaluate every level of the ladder under the same budget and seeds.
 
@@ -137,6 +138,8 @@ def run_creep(base: nn.Module | Callable[[], nn.Module], plan: Sequence[Swap],
             (``creep.csv``, ``creep.md``, ``creep.png``); ``None`` writes nothing.
         eval_batch_size: evaluation chunk size (bounds memory of large quantum layers).
         progress: show per-run progress bars.
+        reference: level -> accuracy in percent (e.g. a paper's numbers) for the tables and plot
+            (:func:`write_tables`).
         log: called with one line per finished run (``None``: silent).
 
     Returns:
@@ -150,9 +153,10 @@ def run_creep(base: nn.Module | Callable[[], nn.Module], plan: Sequence[Swap],
     results = []
     for level in levels:
         name = "classical" if level == 0 else plan[level - 1].name
-        result = LevelResult(level, name, count_parameters(build_level(base, plan, level, seeds[0])))
+        result = LevelResult(level, name, parameters=0)
         for seed in seeds:
             model = build_level(base, plan, level, seed)
+            result.parameters = count_parameters(model)
             run_dir = out / f"level{level}" / f"seed{seed}" if out is not None else None
             start = time.perf_counter()
             run = fit(Backprop(model, lr=lr), train, val=test, epochs=epochs, batch_size=batch_size, seed=seed,
@@ -168,7 +172,7 @@ def run_creep(base: nn.Module | Callable[[], nn.Module], plan: Sequence[Swap],
                     f"in {seconds:.0f} s")
         results.append(result)
         if out is not None:
-            write_tables(results, out)
+            write_tables(results, out, reference)
     return results
 
 
@@ -198,11 +202,7 @@ def write_tables(results: Sequence[LevelResult], out_dir: str | os.PathLike[str]
 
 
 def _plot(results: Sequence[LevelResult], path: Path, reference: Mapping[int, float] | None) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     levels = [r.level for r in results]
     ax.errorbar(levels, [100 * r.mean for r in results], yerr=[100 * r.std for r in results], marker="o",
@@ -213,10 +213,7 @@ def _plot(results: Sequence[LevelResult], path: Path, reference: Mapping[int, fl
     ax.set_xticks(levels, [f"{r.level}\n{r.name}" for r in results], fontsize=7)
     ax.set_xlabel("replacement level")
     ax.set_ylabel("test accuracy (%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _replace(model: nn.Module, name: str, factory: Factory) -> None:
