@@ -306,7 +306,7 @@ class Device(nn.Module):
         return self.counter.samples
 
     def reset_counters(self) -> None:
-        self.counter = CallCounter()
+        self.counter = type(self.counter)()
 
     def describe(self) -> dict[str, Any]:
         """A plain summary: name, shapes, differentiability and controls."""

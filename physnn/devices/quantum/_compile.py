@@ -29,6 +29,7 @@ import torch
 
 from ...errors import ConfigurationError
 from .layers import special_unitary
+from .paulis import complex_dtype
 
 ParamRef = tuple[str, torch.Tensor]  # ("x" | "w", indices into the features or the flat weights)
 
@@ -182,7 +183,7 @@ class CompiledCircuit:
             weights: flat weights ``(n_weights,)``; its dtype sets the precision
                 (float32 -> complex64, float64 -> complex128).
         """
-        cdtype = torch.complex64 if weights.dtype == torch.float32 else torch.complex128
+        cdtype = complex_dtype(weights.dtype)
         mats = self._grouped_matrices(feats, weights, cdtype)
         first = int(bool(self.gates) and self.gates[0].kind == "state")
         if first:

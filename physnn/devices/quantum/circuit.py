@@ -173,9 +173,6 @@ class QuantumCircuit(Device):
         if getattr(self, "_qml_device", None) is not None and self.shots is not None:
             self._qml_device = self._make_device()
 
-    def reset_counters(self) -> None:
-        self.counter = QuantumCallCounter()
-
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "backend": self.backend, "diff_method": self.diff_method,
                 "shots": self.shots, "encoding": self.encoding, "ansatz": self.ansatz, "layers": self.layers,

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .paulis import pauli_combination
+from .paulis import complex_dtype, pauli_combination
 
 
 def special_unitary(theta: torch.Tensor, n_qubits: int) -> torch.Tensor:
@@ -165,7 +165,7 @@ class _HermitianExpI(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, g: torch.Tensor, t: float) -> torch.Tensor:
         evals, evecs = torch.linalg.eigh((g + g.mH) / 2)
-        cdtype = _complex(g.dtype)
+        cdtype = complex_dtype(g.dtype)
         w = evecs.to(cdtype)
         out = (w * torch.polar(torch.ones_like(evals), evals * t).to(cdtype)[..., None, :]) @ w.mH
         ctx.save_for_backward(evals, w)
@@ -185,10 +185,6 @@ def hermitian_exp_i(a: torch.Tensor, t: float = 1.0) -> torch.Tensor:
     """``exp(i t A)`` for Hermitian ``A`` ``(..., N, N)`` (real symmetric or complex; only the Hermitian
     part ``(A + A^H) / 2`` is used) -> complex ``(..., N, N)``, differentiable in ``A``."""
     return _HermitianExpI.apply(a, float(t))
-
-
-def _complex(dtype: torch.dtype) -> torch.dtype:
-    return torch.complex64 if dtype in (torch.float32, torch.complex64) else torch.complex128
 
 
 def _apply_real(v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

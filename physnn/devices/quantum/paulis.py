@@ -28,6 +28,11 @@ _PAULI_MATRICES = {
 }
 
 
+def complex_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The complex dtype of the same precision: complex64 for float32/complex64, else complex128."""
+    return torch.complex64 if dtype in (torch.float32, torch.complex64) else torch.complex128
+
+
 def pauli_strings(n_qubits: int) -> list[str]:
     """The ``4**n - 1`` non-identity Pauli strings on ``n_qubits`` qubits, in ``qml.SpecialUnitary`` order."""
     if n_qubits < 1:
@@ -84,7 +89,7 @@ def pauli_combination(theta: torch.Tensor, n_qubits: int) -> torch.Tensor:
     if theta.shape[-1] != dim * dim - 1:
         raise ValueError(f"theta must end in 4**{n_qubits} - 1 = {dim * dim - 1} coefficients, got {theta.shape[-1]}")
     slot, phase, hadamard, entry = _tables(n_qubits)
-    cdtype = torch.complex64 if theta.dtype == torch.float32 else torch.complex128
+    cdtype = complex_dtype(theta.dtype)
     full = torch.cat([torch.zeros_like(theta[..., :1]), theta], dim=-1).to(cdtype) * phase.to(theta.device, cdtype)
     cells = torch.zeros(theta.shape[:-1] + (dim * dim,), dtype=cdtype, device=theta.device)
     cells = cells.index_copy(-1, slot.to(theta.device), full).unflatten(-1, (dim, dim))
@@ -107,7 +112,7 @@ def pauli_coefficients(matrix: torch.Tensor, n_qubits: int) -> tuple[torch.Tenso
     """
     dim = 2 ** n_qubits
     slot, phase, hadamard, entry = _tables(n_qubits)
-    cdtype = torch.complex64 if matrix.dtype in (torch.float32, torch.complex64) else torch.complex128
+    cdtype = complex_dtype(matrix.dtype)
     flat = matrix.to(cdtype).flatten(-2).index_select(-1, entry.to(matrix.device)).unflatten(-1, (dim, dim))
     cells = (flat @ hadamard.to(matrix.device, cdtype) / dim).flatten(-2)
     coeffs = (cells.index_select(-1, slot.to(matrix.device)) / phase.to(matrix.device, cdtype)).real
