@@ -325,13 +325,14 @@ class _ParameterShift(torch.autograd.Function):
             t.trainable_params = shared
             tapes, fn = qml.gradients.param_shift(t)
         n_shared = len(tapes)
+        parameters = tape.get_parameters(trainable_only=False)
         for i in batched:
             op = tape.par_info[i]["op"]
             if getattr(op, "parameter_frequencies", None) != [(1.0,)]:
                 raise NotImplementedError(f"{circuit._label()}: parameter shift of a broadcast input through "
                                           f"{op.name} is not supported; input gradients on this route need the "
                                           "angle encoding (or detach the input)")
-            value = np.asarray(tape.get_parameters(trainable_only=False)[i])
+            value = np.asarray(parameters[i])
             tapes += [tape.bind_new_parameters([value + s], [i]) for s in (math.pi / 2, -math.pi / 2)]
         results = circuit.run_tapes(tapes)
         grads: list[Any] = [None] * len(ctx.like)
@@ -339,7 +340,7 @@ class _ParameterShift(torch.autograd.Function):
         if shared:
             jac = fn(results[:n_shared])
             for j, i in enumerate(shared):
-                grads[i] = (g * _jacobian_rows(circuit, jac, j, len(shared))).sum()
+                grads[i] = (g * _jacobian_rows(circuit, jac, j, len(shared), len(tape.measurements))).sum()
         for j, i in enumerate(batched):
             plus, minus = results[n_shared + 2 * j: n_shared + 2 * j + 2]
             grads[i] = (g * (circuit._rows(plus) - circuit._rows(minus)).double() / 2).sum(-1)
@@ -348,9 +349,9 @@ class _ParameterShift(torch.autograd.Function):
         return (None, None, *out)
 
 
-def _jacobian_rows(circuit: QuantumCircuit, jac: Any, j: int, n_params: int) -> torch.Tensor:
-    """The Jacobian of every output with respect to trainable parameter ``j``, as ``(B or 1, m)``."""
-    n_meas = 1 if circuit.measurement == "probs" else len(circuit.measurements())
+def _jacobian_rows(circuit: QuantumCircuit, jac: Any, j: int, n_params: int, n_meas: int) -> torch.Tensor:
+    """The Jacobian of every output with respect to trainable parameter ``j`` (of ``n_params``; the tape has
+    ``n_meas`` measurements), as ``(B or 1, m)``."""
     per_meas = jac if n_meas > 1 else (jac,)
     columns = [m[j] if n_params > 1 else m for m in per_meas]
     if circuit.measurement == "probs":
