@@ -194,7 +194,7 @@ class VisaDevice(Device):
         if self.digitizer_resource != self.resource:
             self._dig = _Session(self._manager, self.digitizer_resource, conn, self.timeout_ms, self.name)
         self._sent, self._scale = {}, None
-        for session in {id(s): s for s in (self._awg, self._dig)}.values():
+        for session in self._sessions():
             if inst["identify"]:
                 session.idn = session.query(inst["identify"]).strip()
                 if inst["expect_idn"] and inst["expect_idn"] not in session.idn:
@@ -209,8 +209,12 @@ class VisaDevice(Device):
             self._dig.write(cmd)
         self._check_errors()
 
+    def _sessions(self) -> list[_Session]:
+        """The open sessions, each once (generator and digitizer may share one)."""
+        return list({id(s): s for s in (self._awg, self._dig) if s is not None}.values())
+
     def _disconnect(self) -> None:
-        for session in {id(s): s for s in (self._awg, self._dig) if s is not None}.values():
+        for session in self._sessions():
             session.close()
         self._awg = self._dig = None
 
@@ -239,7 +243,7 @@ class VisaDevice(Device):
         query, ok = self.profile["instrument"]["error_query"], self.profile["instrument"]["no_error"]
         if not query:
             return
-        for session in {id(s): s for s in (self._awg, self._dig) if s is not None}.values():
+        for session in self._sessions():
             entries = []
             for _ in range(32):
                 reply = session.query(query).strip()
