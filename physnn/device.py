@@ -331,6 +331,12 @@ class Device(nn.Module):
     def _label(self) -> str:
         return f"{type(self).__name__}({self.name!r})" if self.name != "device" else type(self).__name__
 
+    def _mirror(self, other: Device) -> None:
+        """Take ``other``'s interface (shapes, controls, input bounds, batched controls, dtypes): for wrappers."""
+        self.in_shape, self.out_shape = tuple(other.in_shape), tuple(other.out_shape)
+        self.controls, self.input_bounds = other.controls, other.input_bounds
+        self.batched_controls, self.dtypes = other.batched_controls, other.dtypes
+
     def extra_repr(self) -> str:
         return (f"in_shape={tuple(self.in_shape)}, out_shape={tuple(self.out_shape)}, "
                 f"differentiable={self.differentiable}, controls={[c.name for c in self.controls]}")

@@ -32,9 +32,7 @@ class BlackBox(Device):
             raise ValueError(f"BlackBox noise_std must be >= 0, got {noise_std}")
         self.inner = inner
         self.name = f"blackbox({inner.name})"
-        self.in_shape, self.out_shape = tuple(inner.in_shape), tuple(inner.out_shape)
-        self.controls, self.input_bounds = inner.controls, inner.input_bounds
-        self.batched_controls, self.dtypes = inner.batched_controls, inner.dtypes
+        self._mirror(inner)
         self.noise_std, self.gain, self.offset = float(noise_std), float(gain), float(offset)
 
     @property

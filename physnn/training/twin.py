@@ -135,9 +135,7 @@ class CalibratedTwin(Device):
                                      "is a black box (use NeuralTwin for a system without a physics model)")
         self.nominal = copy.deepcopy(nominal)
         self.name = f"calibrated({nominal.name})"
-        self.in_shape, self.out_shape = tuple(nominal.in_shape), tuple(nominal.out_shape)
-        self.controls, self.input_bounds = nominal.controls, nominal.input_bounds
-        self.batched_controls, self.dtypes = nominal.batched_controls, nominal.dtypes
+        self._mirror(nominal)
         for name in calibrate:
             value = self.nominal._buffers.get(name)
             if value is None or not value.is_floating_point():

@@ -46,9 +46,7 @@ class Retrying(Device):
                                      f"{retries}, {backoff}, {max_backoff}")
         self.inner = device
         self.name = f"retrying({device.name})"
-        self.in_shape, self.out_shape = tuple(device.in_shape), tuple(device.out_shape)
-        self.controls, self.input_bounds = device.controls, device.input_bounds
-        self.batched_controls, self.dtypes = device.batched_controls, device.dtypes
+        self._mirror(device)
         self.differentiable, self.stochastic = device.differentiable, device.stochastic
         self.retries, self.backoff, self.max_backoff = int(retries), float(backoff), float(max_backoff)
         self.failures = 0
