@@ -319,6 +319,16 @@ class Device(nn.Module):
             "controls": [c.describe() for c in self.controls],
         }
 
+    def exclusive_resources(self) -> tuple[str, ...]:
+        """Resources this device holds exclusively (instrument addresses); none for a simulation.
+
+        A :class:`~physnn.parallel.DevicePool` refuses to fan one of them out to
+        several workers. Wrappers (``BlackBox``, ``Retrying``, ``Recorded``...)
+        keep the device they wrap in ``.inner`` and report its resources.
+        """
+        inner = getattr(self, "inner", None)
+        return inner.exclusive_resources() if isinstance(inner, Device) else ()
+
     def close(self) -> None:
         """Release held resources (instruments, sound cards, workers). Simulations hold none."""
 

@@ -51,3 +51,46 @@ class ChecksumError(PhysnnError, ValueError):
 
 class DataFormatError(PhysnnError, ValueError):
     """A data file exists and its checksum (if known) passed, but its content cannot be parsed."""
+
+
+class DeviceTimeoutError(DeviceConnectionError, TimeoutError):
+    """An instrument or worker did not answer within its timeout."""
+
+
+class DeviceBusyError(DeviceConnectionError):
+    """An instrument is held by another controlling session: the message names the resource and the holder."""
+
+
+class DeviceUnavailableError(DeviceConnectionError):
+    """A device kept failing (timeouts, dropped sessions, NaN) after every retry, or was marked unusable."""
+
+
+class InstrumentError(PhysnnError, RuntimeError):
+    """The instrument reported an error (an SCPI error-queue entry); retrying the same command will not help."""
+
+
+class InstrumentReplyError(InstrumentError):
+    """The instrument's reply could not be understood (garbage, wrong length, wrong format).
+
+    The session may be out of step, so adapters reconnect before retrying.
+    """
+
+
+class ControlReadbackError(InstrumentError):
+    """A control read back from the instrument differs from the value sent: names the control, sent and read."""
+
+
+class RecordingError(DeviceOutputError):
+    """A measurement was taken but must be rejected: clipped, not repeatable, or its sync mark was not found."""
+
+
+class RecordError(PhysnnError, ValueError):
+    """A measurement record cannot be written or read (wrong schema, corrupt file): names the file."""
+
+
+class ReplayMissError(RecordError, LookupError):
+    """A replayed device was asked for an input (or control setting) its record never saw."""
+
+
+class CheckpointError(PhysnnError, ValueError):
+    """A training checkpoint is truncated, empty, altered or of another run: names the file and what to do."""

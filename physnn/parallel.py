@@ -40,8 +40,7 @@ from typing import Any
 import torch
 
 from .device import Device
-from .devices.adapters.errors import DeviceTimeoutError
-from .errors import ConfigurationError, DeviceConnectionError
+from .errors import ConfigurationError, DeviceConnectionError, DeviceTimeoutError
 
 Factory = Callable[[], Device]
 Job = tuple[torch.Tensor, dict[str, torch.Tensor]]

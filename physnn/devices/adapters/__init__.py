@@ -13,10 +13,10 @@ Instrument libraries (pyvisa, sounddevice) load only when a device is built;
 install them with ``pip install 'physnn[lab]'``.
 """
 
+from ...errors import DeviceTimeoutError, DeviceUnavailableError, InstrumentError, InstrumentReplyError, RecordingError
 from ._profile import load_profile
 from .callable import CallableDevice
 from .emulator import InstrumentEmulator
-from .errors import DeviceTimeoutError, DeviceUnavailableError, InstrumentError, InstrumentReplyError, RecordingError
 from .retry import Retrying
 from .soundcard import SoundCardDevice
 from .visa import VisaDevice

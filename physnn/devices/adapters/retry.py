@@ -8,8 +8,7 @@ import time
 import torch
 
 from ...device import Device
-from ...errors import ConfigurationError, DeviceConnectionError, DeviceOutputError
-from .errors import DeviceUnavailableError
+from ...errors import ConfigurationError, DeviceConnectionError, DeviceOutputError, DeviceUnavailableError
 
 log = logging.getLogger("physnn.devices.adapters")
 
@@ -25,7 +24,7 @@ class Retrying(Device):
     or controls (validated here, before the device is driven) and errors the
     instrument itself reports. Adapters reopen a dropped session on their next
     call, so a retry is also a reconnect. When every attempt failed, raises
-    :class:`~physnn.devices.adapters.errors.DeviceUnavailableError` naming the
+    :class:`~physnn.errors.DeviceUnavailableError` naming the
     device, the attempts and the last failure; a training loop stops there,
     and resumes from its last checkpoint once the device is back.
 

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from ...device import Device
-from ...errors import ConfigurationError, DeviceConnectionError
-from .errors import RecordingError
+from ...errors import ConfigurationError, DeviceConnectionError, RecordingError
 
 
 def sync_chirp(samplerate: float, seconds: float, low: float = 200.0, high: float = 8000.0) -> np.ndarray:

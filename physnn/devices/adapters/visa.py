@@ -34,9 +34,15 @@ import numpy as np
 import torch
 
 from ...device import Control, Device
-from ...errors import ConfigurationError, DeviceConnectionError
+from ...errors import (
+    ConfigurationError,
+    DeviceConnectionError,
+    DeviceTimeoutError,
+    InstrumentError,
+    InstrumentReplyError,
+    RecordingError,
+)
 from ._profile import load_profile
-from .errors import DeviceTimeoutError, InstrumentError, InstrumentReplyError, RecordingError
 
 log = logging.getLogger("physnn.devices.adapters")
 
