@@ -21,7 +21,21 @@ command                    meaning
 ``FETC:DATA?``             int16 little-endian block, ``S * points`` codes
 ``WAV:YINC?`` ``WAV:YOFF?``  volts per code, offset: ``volts = code * yinc + yoff``
 ``CTRL:<name> v[,v...]``   set a control of the simulated device (``CTRL:<name>?`` reads it)
+``SYST:LOCK:NAME "o"``     name this session's owner (``host:pid:session``), shown to the others
+``SYST:LOCK:REQ?``         ``1`` if this session now holds the instrument's lock, ``0`` if another does
+``SYST:LOCK:REL``          release the lock (also released when its session closes)
+``SYST:LOCK:OWN?``         the holder's owner name, or ``NONE``
 =========================  ================================================================
+
+Sharing, as on a lab instrument: every session has its own error queue; while
+one session holds the lock, the others may query (``*IDN?``, ``SYST:ERR?``...)
+but every state-changing command, and ``FETC:DATA?``, is refused with error
+-203 "Command protected; locked by <owner>". With ``independent_channels``
+each session drives its own copy of the instrument state instead. Acquisitions
+run on a worker thread, so one session's measurement never blocks another's
+queries; a session's commands still run in order, and a flooding session
+yields to the others after every command. Past ``max_clients`` sessions a new
+connection is answered with error -310 and closed.
 
 Each recorded segment is ``delay`` zeros (the trigger latency) followed by the
 device's flattened output, zero-padded or cut to the record length. Malformed,
@@ -40,6 +54,8 @@ import socket
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -51,6 +67,7 @@ from . import _scpi
 
 FULL_SCALE = 32767
 FAULTS = ("drop", "stall", "garbage")
+READ_CHUNK = 1 << 14  # bytes parsed per read: bounds the work done before other sessions get a turn
 
 
 class InstrumentEmulator:
@@ -59,38 +76,50 @@ class InstrumentEmulator:
     Args:
         device: the simulated system (any :class:`~physnn.Device`).
         host: address to listen on; loopback by default.
-        port: TCP port; 0 picks a free one (read it from :attr:`port`).
+        port: TCP port (0-65535); 0 picks a free one (read it from :attr:`port`).
         delay: trigger latency, samples of silence before each recorded segment.
         max_volts: AWG output limit, volts (tightened by the device's own ``input_bounds``).
         range_volts: initial digitizer full scale, volts.
         max_points: AWG and digitizer memory, samples.
         max_line: longest text command accepted, bytes.
+        max_clients: most sessions served at once; past it a connection gets error -310 and is closed.
+        independent_channels: give every session its own instrument state (no sharing, no lock needed).
     """
 
     def __init__(self, device: Device, *, host: str = "127.0.0.1", port: int = 0, delay: int = 16,
                  max_volts: float = 5.0, range_volts: float = 5.0, max_points: int = 1 << 22,
-                 max_line: int = 65536) -> None:
+                 max_line: int = 65536, max_clients: int = 256, independent_channels: bool = False) -> None:
+        if not 0 <= int(port) <= 65535:
+            raise ConfigurationError(f"instrument emulator port must be 0-65535 (0: any free port), got {port}")
+        if int(max_clients) < 1:
+            raise ConfigurationError(f"instrument emulator max_clients must be >= 1, got {max_clients}")
         self.device, self.host, self.port = device, host, int(port)
         self.delay, self.max_points, self.max_line = int(delay), int(max_points), int(max_line)
+        self.max_clients, self.independent_channels = int(max_clients), bool(independent_channels)
         lo, hi = device.input_bounds or (-math.inf, math.inf)
         self.input_bounds = (max(lo, -float(max_volts)), min(hi, float(max_volts)))
         self.initial_range = float(range_volts)
         self.dtype = torch.float64 if torch.float64 in device.dtypes else device.dtypes[0]
-        self.errors: deque[str] = deque()
         self._faults: dict[str, int] = dict.fromkeys(FAULTS, 0)
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._sessions: dict[asyncio.StreamWriter, _Session] = {}
+        self._holder: _Session | None = None
+        self._shared = self._channel()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
-        self._failure: OSError | None = None
-        self._reset()
+        self._failure: Exception | None = None
 
     # --------------------------------------------------------------- lifecycle
     @property
     def resource(self) -> str:
         """The VISA resource string of this emulator (pyvisa-py socket)."""
         return f"TCPIP::{self.host}::{self.port}::SOCKET"
+
+    @property
+    def holder(self) -> str | None:
+        """Owner name of the session holding the lock, or None."""
+        return self._holder.name if self._holder is not None else None
 
     def start(self) -> InstrumentEmulator:
         """Serve in a background thread; returns once the socket listens."""
@@ -104,7 +133,7 @@ class InstrumentEmulator:
     def _run(self) -> None:
         try:
             self.serve_forever()
-        except OSError as exc:  # e.g. the port is taken
+        except (OSError, OverflowError, ValueError) as exc:  # the port is taken, the host unknown...
             self._failure = exc
             self._ready.set()
 
@@ -129,7 +158,7 @@ class InstrumentEmulator:
     def drop_connections(self) -> None:
         """Close every client session now, as a power-cycled or unplugged instrument would."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(lambda: [w.close() for w in list(self._writers)])
+            self._loop.call_soon_threadsafe(lambda: [w.close() for w in list(self._sessions)])
 
     def inject(self, fault: str, count: int = 1) -> None:
         """Misbehave on the next ``count`` occasions, to rehearse fault handling.
@@ -139,42 +168,85 @@ class InstrumentEmulator:
         mean nothing.
         """
         if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; choose one of {list(FAULTS)}")
+            raise ConfigurationError(f"InstrumentEmulator.inject: unknown fault {fault!r}; "
+                                     f"choose one of {list(FAULTS)}")
         self._faults[fault] += int(count)
 
     async def _serve(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        server = await asyncio.start_server(self._client, self.host, self.port)
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            server.close()
-            for w in list(self._writers):
-                w.close()
-            await server.wait_closed()
+        tasks: set[asyncio.Task[None]] = set()
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.ensure_future(self._client(reader, writer, physics))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="physnn-emulator-physics") as physics:
+            server = await asyncio.start_server(accept, self.host, self.port)
+            self.port = server.sockets[0].getsockname()[1]
+            self._ready.set()
+            try:
+                await self._stop.wait()
+            finally:
+                server.close()
+                for w in list(self._sessions):
+                    w.close()
+                await server.wait_closed()
+                if tasks:
+                    await asyncio.wait(tasks, timeout=10)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      physics: ThreadPoolExecutor) -> None:
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._writers.add(writer)
+        if len(self._sessions) >= self.max_clients:
+            await self._refuse(reader, writer)
+            return
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        session = _Session(f"{peer[0]}:{peer[1]}", self._channel() if self.independent_channels else self._shared)
+        self._sessions[writer] = session
         parser = _scpi.Parser(self.max_line, 4 * self.max_points)
         try:
-            while data := await reader.read(1 << 20):
+            while data := await reader.read(READ_CHUNK):
                 for item in parser.feed(data):
                     if self._take("drop"):
                         return
-                    reply = self.handle(item)
-                    if reply is None or self._take("stall"):
-                        continue
-                    writer.write(b"\x15\xfe?garbage\x00" if self._take("garbage") else reply)
-                    writer.write(b"\n")
+                    reply = self.handle(item, session)
+                    if session.job is not None:
+                        await self._run_job(session, physics)
+                    if reply is not None and not self._take("stall"):
+                        writer.write(b"\x15\xfe?garbage\x00" if self._take("garbage") else reply)
+                        writer.write(b"\n")
+                    await asyncio.sleep(0)  # one command at a time: a flooding session cannot starve the others
                 await writer.drain()
         except (ConnectionError, OSError):
             pass
         finally:
-            self._writers.discard(writer)
+            del self._sessions[writer]
+            if self._holder is session:
+                self._holder = None
             writer.close()
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer a connection past ``max_clients`` with error -310, read its first command, close it."""
+        writer.write(f'-310,"System error; connection refused: {len(self._sessions)} sessions open, the '
+                     f'maximum (max_clients={self.max_clients})"\n'.encode())
+        try:
+            await writer.drain()
+            await asyncio.wait_for(reader.readline(), 1.0)  # consumed input: the close is a FIN, not a reset
+        except (ConnectionError, OSError, asyncio.TimeoutError):
+            pass
+        writer.close()
+
+    async def _run_job(self, session: _Session, physics: ThreadPoolExecutor) -> None:
+        """Run a triggered acquisition on the physics thread; its trace lands in the session's channel."""
+        job, session.job = session.job, None
+        assert job is not None and self._loop is not None
+        try:
+            session.channel.trace = await self._loop.run_in_executor(physics, job)
+        except PhysnnError as exc:
+            session.error(-222, f"Data out of range; {exc}")
+        except Exception as exc:  # noqa: BLE001 - an instrument reports, it does not crash
+            session.error(-300, f"Device-specific error; {type(exc).__name__}: {exc}")
 
     def _take(self, fault: str) -> bool:
         if self._faults[fault] > 0:
@@ -183,73 +255,116 @@ class InstrumentEmulator:
         return False
 
     # ---------------------------------------------------------------- commands
-    def handle(self, item: _scpi.Command | _scpi.ParseError) -> bytes | None:
-        """Execute one parsed command; return the reply of a query (None otherwise). Never raises."""
+    def handle(self, item: _scpi.Command | _scpi.ParseError, session: _Session) -> bytes | None:
+        """Execute one parsed command for ``session``; return the reply of a query (None otherwise). Never raises.
+
+        A ``*TRG`` leaves its acquisition in ``session.job``, for the caller to run off the event loop.
+        """
         if isinstance(item, _scpi.ParseError):
-            self._error(item.code, item.message)
+            session.error(item.code, item.message)
             return None
         try:
-            return self._dispatch(item)
+            self._permit(item, session)
+            return self._dispatch(item, session)
         except _SCPIFailure as exc:
-            self._error(exc.code, f"{exc.message}; {item.header}")
+            session.error(exc.code, f"{exc.message}; {item.header}")
         except PhysnnError as exc:
-            self._error(-222, f"Data out of range; {exc}")
+            session.error(-222, f"Data out of range; {exc}")
         except Exception as exc:  # noqa: BLE001 - an instrument reports, it does not crash
-            self._error(-300, f"Device-specific error; {type(exc).__name__}: {exc}")
+            session.error(-300, f"Device-specific error; {type(exc).__name__}: {exc}")
         return None
 
-    def _dispatch(self, cmd: _scpi.Command) -> bytes | None:
-        h, m = cmd.header, _scpi.matches
+    def _permit(self, cmd: _scpi.Command, session: _Session) -> None:
+        """Refuse another session's state changes (and its data readout) while the instrument is locked."""
+        holder, h = self._holder, cmd.header
+        if holder is None or holder is session or self.independent_channels:
+            return
+        if _is_lock(h) or _scpi.matches("*CLS", h):
+            return
+        if cmd.is_query and not _scpi.matches("FETCh:DATA?", h):
+            return
+        raise _SCPIFailure(-203, f"Command protected; locked by {holder.name}")
+
+    def _dispatch(self, cmd: _scpi.Command, session: _Session) -> bytes | None:
+        h, m, ch = cmd.header, _scpi.matches, session.channel
         if h.startswith(("CTRL:", ":CTRL:")):
-            return self._control(cmd)
+            return self._control(cmd, ch)
         if m("*IDN?", h):
             return f"physnn,InstrumentEmulator({self.device.name}),0,1".encode()
         if m("*RST", h):
-            self._reset()
+            self._reset(ch)
         elif m("*CLS", h):
-            self.errors.clear()
+            session.errors.clear()
         elif m("*OPC?", h):
             return b"1"
         elif m("*WAI", h):
             pass
         elif m("SYSTem:ERRor?", h) or m("SYSTem:ERRor:NEXT?", h):
-            return (self.errors.popleft() if self.errors else '0,"No error"').encode()
+            return (session.errors.popleft() if session.errors else '0,"No error"').encode()
         elif m("SYSTem:DESCribe?", h):
             return self._describe().encode()
+        elif _is_lock(h):
+            return self._lock(cmd, session)
         elif m("SOURce:DATA", h):
-            self._upload(cmd)
+            self._upload(cmd, ch)
         elif m("ACQuire:POINts", h):
-            self.points = self._integer(cmd, 1, self.max_points)
+            ch.points = self._integer(cmd, 1, self.max_points)
         elif m("ACQuire:POINts?", h):
-            return str(self.points).encode()
+            return str(ch.points).encode()
         elif m("VOLTage:RANGe", h):
-            self.range = self._number(cmd, 1e-3, 1e3)
+            ch.range = self._number(cmd, 1e-3, 1e3)
         elif m("VOLTage:RANGe?", h):
-            return repr(self.range).encode()
+            return repr(ch.range).encode()
         elif m("INITiate", h):
-            self.armed, self.trace = True, None
+            ch.armed, ch.trace = True, None
         elif m("*TRG", h):
-            self._acquire()
+            session.job = self._trigger(ch)
         elif m("FETCh:DATA?", h):
-            if self.trace is None:
+            if ch.trace is None:
                 raise _SCPIFailure(-230, "Data corrupt or stale; no completed acquisition (send INIT and *TRG)")
-            return _scpi.block(self.trace.astype("<i2").tobytes())
+            return _scpi.block(ch.trace.astype("<i2").tobytes())
         elif m("WAVeform:YINCrement?", h):
-            return repr(self.range / FULL_SCALE).encode()
+            return repr(ch.range / FULL_SCALE).encode()
         elif m("WAVeform:YOFFset?", h):
             return b"0.0"
         else:
             raise _SCPIFailure(-113, "Undefined header")
         return None
 
-    def _reset(self) -> None:
-        self.values = self.device.control_defaults(self.dtype)
-        self.points = self.delay + math.prod(self.device.out_shape)
-        self.range = self.initial_range
-        self.waveform: np.ndarray | None = None
-        self.armed, self.trace = False, None
+    def _lock(self, cmd: _scpi.Command, session: _Session) -> bytes | None:
+        h, m = cmd.header, _scpi.matches
+        if m("SYSTem:LOCK:NAME", h):
+            name = cmd.args.strip().strip('"').strip()
+            if not name or len(name) > 128:
+                raise _SCPIFailure(-224, "Illegal parameter value; owner name must be 1-128 characters")
+            session.name = name
+        elif m("SYSTem:LOCK:REQuest?", h):
+            self._holder = self._holder or session
+            return b"1" if self._holder is session else b"0"
+        elif m("SYSTem:LOCK:RELease", h):
+            if self._holder not in (None, session):
+                raise _SCPIFailure(-203, f"Command protected; locked by {self.holder}, not by this session")
+            self._holder = None
+        elif m("SYSTem:LOCK:OWNer?", h):
+            return (self.holder or "NONE").encode()
+        else:
+            raise _SCPIFailure(-113, "Undefined header")
+        return None
 
-    def _upload(self, cmd: _scpi.Command) -> None:
+    def _channel(self) -> _Channel:
+        """A new channel in its power-on state."""
+        ch = _Channel()
+        self._reset(ch)
+        return ch
+
+    def _reset(self, ch: _Channel) -> None:
+        """Put ``ch`` in its power-on state (``*RST``): default controls, record length and range, no data."""
+        ch.values = self.device.control_defaults(self.dtype)
+        ch.points, ch.range = self.delay + math.prod(self.device.out_shape), self.initial_range
+        ch.waveform = ch.trace = None
+        ch.armed = False
+
+    def _upload(self, cmd: _scpi.Command, ch: _Channel) -> None:
         if cmd.block is not None:
             if len(cmd.block) % 4:
                 raise _SCPIFailure(-161, f"Invalid block data; {len(cmd.block)} bytes is not a whole float32 count")
@@ -265,34 +380,39 @@ class InstrumentEmulator:
         lo, hi = self.input_bounds
         if not np.isfinite(wave).all() or wave.min() < lo or wave.max() > hi:
             raise _SCPIFailure(-222, f"Data out of range; waveform must be finite within [{lo:g}, {hi:g}] V")
-        self.waveform, self.trace = wave.reshape(-1, n), None
+        ch.waveform, ch.trace = wave.reshape(-1, n), None
 
-    def _acquire(self) -> None:
-        if not self.armed:
+    def _trigger(self, ch: _Channel) -> Callable[[], np.ndarray]:
+        """Check that ``ch`` can acquire; return the acquisition of its settings as they are now."""
+        if not ch.armed:
             raise _SCPIFailure(-211, "Trigger ignored; digitizer not armed (send INIT first)")
-        if self.waveform is None:
+        if ch.waveform is None:
             raise _SCPIFailure(-221, "Settings conflict; no waveform uploaded (SOUR:DATA)")
-        segments = self.waveform.shape[0]
-        if segments * self.points > self.max_points:
-            raise _SCPIFailure(-225, f"Out of memory; {segments} segments x {self.points} points")
-        x = torch.as_tensor(self.waveform, dtype=self.dtype).reshape((segments,) + tuple(self.device.in_shape))
-        with torch.no_grad():
-            y = self.device(x, self.values).reshape(segments, -1).double().numpy()
-        trace = np.zeros((segments, self.delay + y.shape[1]))
-        trace[:, self.delay:] = y
-        trace = np.pad(trace, ((0, 0), (0, max(0, self.points - trace.shape[1]))))[:, :self.points]
-        self.trace = np.clip(np.round(trace / self.range * FULL_SCALE), -FULL_SCALE, FULL_SCALE).reshape(-1)
-        self.armed = False
+        segments = ch.waveform.shape[0]
+        if segments * ch.points > self.max_points:
+            raise _SCPIFailure(-225, f"Out of memory; {segments} segments x {ch.points} points")
+        ch.armed = False
+        wave, values, points, scale = ch.waveform, dict(ch.values), ch.points, FULL_SCALE / ch.range
+        return lambda: self._record(wave, values, points, scale)
 
-    def _control(self, cmd: _scpi.Command) -> bytes | None:
-        query = cmd.is_query
+    def _record(self, wave: np.ndarray, values: dict[str, torch.Tensor], points: int, scale: float) -> np.ndarray:
+        """Play ``wave`` (S, n) volts through the device; int16-range codes, ``S * points``."""
+        x = torch.as_tensor(wave, dtype=self.dtype).reshape((wave.shape[0],) + tuple(self.device.in_shape))
+        with torch.no_grad():
+            y = self.device(x, values).reshape(wave.shape[0], -1).double().numpy()
+        trace = np.zeros((wave.shape[0], self.delay + y.shape[1]))
+        trace[:, self.delay:] = y
+        trace = np.pad(trace, ((0, 0), (0, max(0, points - trace.shape[1]))))[:, :points]
+        return np.clip(np.round(trace * scale), -FULL_SCALE, FULL_SCALE).reshape(-1)
+
+    def _control(self, cmd: _scpi.Command, ch: _Channel) -> bytes | None:
         wanted = cmd.header.lstrip(":")[5:].rstrip("?").lower()
         spec = next((c for c in self.device.controls if c.name.lower() == wanted), None)
         if spec is None:
             raise _SCPIFailure(-113, f"Undefined header; no control {wanted!r} "
                                      f"(controls: {[c.name for c in self.device.controls]})")
-        if query:
-            return ",".join(repr(v) for v in self.values[spec.name].reshape(-1).tolist()).encode()
+        if cmd.is_query:
+            return ",".join(repr(v) for v in ch.values[spec.name].reshape(-1).tolist()).encode()
         values = self._floats(cmd.args)
         if values.size != max(1, math.prod(spec.shape)):
             raise _SCPIFailure(-109 if values.size < math.prod(spec.shape) else -108,
@@ -301,7 +421,7 @@ class InstrumentEmulator:
         if not np.isfinite(values).all() or values.min() < spec.low or values.max() > spec.high:
             raise _SCPIFailure(-222, f"Data out of range; control {spec.name} must lie in "
                                      f"[{spec.low:g}, {spec.high:g}] {spec.unit}")
-        self.values[spec.name] = torch.as_tensor(values, dtype=self.dtype).reshape(spec.shape)
+        ch.values[spec.name] = torch.as_tensor(values, dtype=self.dtype).reshape(spec.shape)
         return None
 
     def _describe(self) -> str:
@@ -333,11 +453,35 @@ class InstrumentEmulator:
             raise _SCPIFailure(-104, f"Data type error; {value:g} is not an integer")
         return int(value)
 
-    def _error(self, code: int, message: str) -> None:
+
+class _Channel:
+    """The instrument state a session drives: controls, record length (points), range (V), waveform, trace."""
+
+    values: dict[str, torch.Tensor]
+    points: int
+    range: float
+    waveform: np.ndarray | None
+    trace: np.ndarray | None
+    armed: bool
+
+
+class _Session:
+    """One client connection: its owner ``name``, its ``channel``, its error queue, a triggered ``job``."""
+
+    def __init__(self, name: str, channel: _Channel) -> None:
+        self.name, self.channel = name, channel
+        self.errors: deque[str] = deque()
+        self.job: Callable[[], np.ndarray] | None = None
+
+    def error(self, code: int, message: str) -> None:
         if len(self.errors) >= 31:
             self.errors[-1] = '-350,"Queue overflow"'
             return
         self.errors.append(f'{code},"{message[:200]}"'.replace("\n", " "))
+
+
+def _is_lock(header: str) -> bool:
+    return header.lstrip(":").startswith(("SYST:LOCK:", "SYSTEM:LOCK:"))
 
 
 class _SCPIFailure(Exception):
@@ -360,6 +504,9 @@ def add_serve_parser(subparsers: Any) -> None:
     p.add_argument("--delay", type=int, default=16, help="trigger latency, samples (default 16)")
     p.add_argument("--max-volts", type=float, default=5.0, help="AWG output limit, volts (default 5)")
     p.add_argument("--range", type=float, default=5.0, dest="range_volts", help="digitizer full scale, volts")
+    p.add_argument("--max-clients", type=int, default=256, help="most sessions at once (default 256)")
+    p.add_argument("--independent-channels", action="store_true",
+                   help="give every session its own instrument state (profile sharing = 'independent-channels')")
     p.set_defaults(handler=_serve)
 
 
@@ -367,9 +514,21 @@ def _serve(args: argparse.Namespace) -> int:
     from ...cli import parse_settings
     from .._registry import create
 
-    device = create(args.device, **parse_settings(args.set))
-    emulator = InstrumentEmulator(device, host=args.host, port=args.port, delay=args.delay,
-                                  max_volts=args.max_volts, range_volts=args.range_volts).start()
+    settings = parse_settings(args.set)
+    try:
+        device = create(args.device, **settings)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, PhysnnError):
+            raise
+        raise ConfigurationError(f"serve-instrument: device {args.device!r} refused --set {settings}: {exc}") from exc
+    try:
+        emulator = InstrumentEmulator(device, host=args.host, port=args.port, delay=args.delay,
+                                      max_volts=args.max_volts, range_volts=args.range_volts,
+                                      max_clients=args.max_clients,
+                                      independent_channels=args.independent_channels).start()
+    except BaseException:
+        device.close()
+        raise
     print(f"physnn serve-instrument: {device._label()} listening on {emulator.resource} "
           "(profile 'physnn-emulator'); Ctrl-C stops", flush=True)
     try:

@@ -4,13 +4,20 @@ One forward call plays every sample of the batch as one segment of a single
 upload, records one segment per sample (segmented acquisition), and cuts each
 response window out of its segment:
 
-1. set the controls that changed (``controls.set``),
+1. set the controls (``controls.set``): every call (``verify = "resend"``), or
+   when changed and then read back and compared (``"readback"``),
 2. upload the drive, ``S * prod(in_shape)`` volts (``awg.upload``),
-3. set the record length ``delay + prod(out_shape)`` (``digitizer.points``),
+3. set the record length ``delay + prod(out_shape)`` (``digitizer.points``), every call,
 4. arm the digitizer, trigger the AWG, wait for completion (``*OPC?``),
 5. read the error queues (an entry raises :class:`InstrumentError`),
 6. fetch ``S * points`` codes, check for clipping, scale to volts
-   (``code * y_increment + y_offset``), cut ``[delay, delay + prod(out_shape))``.
+   (``code * y_increment + y_offset``, re-read every call), cut ``[delay, delay + prod(out_shape))``.
+
+Nothing set by an earlier call is trusted: another session, a front-panel user
+or a reset may have changed it. A session that controls an instrument holds it
+exclusively (profile ``[lock]``: the VISA exclusive lock where the backend has
+one, and the instrument's SCPI lock); a second one gets
+:class:`~physnn.errors.DeviceBusyError` naming the holder.
 
 Batches larger than the instruments' memory are split. The SCPI dialect is a
 profile file (:mod:`._profile`), so a new instrument needs no Python.
@@ -20,9 +27,12 @@ backoff over a fresh session; errors name the instrument, the command and the re
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
+import os
+import re
 import socket
 import struct
 import time
@@ -36,15 +46,19 @@ import torch
 from ...device import Control, Device
 from ...errors import (
     ConfigurationError,
+    ControlReadbackError,
+    DeviceBusyError,
     DeviceConnectionError,
     DeviceTimeoutError,
     InstrumentError,
     InstrumentReplyError,
     RecordingError,
 )
-from ._profile import load_profile
+from ._profile import load_profile, profile_sha256
 
 log = logging.getLogger("physnn.devices.adapters")
+_SESSION_IDS = itertools.count(1)
+_SCPI_ERROR = re.compile(r'^[+-]?\d+,"')  # an error-queue entry, e.g. -310,"System error; ..."
 
 
 class VisaDevice(Device):
@@ -66,10 +80,14 @@ class VisaDevice(Device):
         retries, backoff: extra attempts after a timeout, dropped session or
             unreadable reply, and the first wait in seconds (doubling each time).
         max_segments: most samples per acquisition (default: what fits in memory).
+        lock_wait_s: how long to wait for an instrument another session holds,
+            seconds; 0 (default) raises :class:`~physnn.errors.DeviceBusyError` at once.
         name: name used in messages and ``describe()``.
 
-    The session opens on construction (failing fast, with the reason) and
-    reopens by itself after a failure. ``close()`` releases it.
+    The session opens on construction (failing fast, with the reason), takes
+    the instrument's lock as :attr:`owner` (``host:pid:session``) unless the
+    profile declares ``sharing = "independent-channels"``, and reopens (and
+    re-locks) by itself after a failure. ``close()`` releases both.
     """
 
     differentiable = False
@@ -78,9 +96,13 @@ class VisaDevice(Device):
                  digitizer: str | None = None, in_shape: Sequence[int] | None = None,
                  out_shape: Sequence[int] | None = None, delay: int | None = None, backend: str = "@py",
                  timeout_ms: int | None = None, retries: int = 3, backoff: float = 0.05,
-                 max_segments: int | None = None, name: str | None = None, seed: int | None = None) -> None:
+                 max_segments: int | None = None, lock_wait_s: float = 0.0, name: str | None = None,
+                 seed: int | None = None) -> None:
         super().__init__(seed=seed)
         self.profile = load_profile(profile)
+        self.profile_sha256 = profile_sha256(self.profile)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{next(_SESSION_IDS)}"
+        self.lock_wait_s = float(lock_wait_s)
         self.resource, self.digitizer_resource = resource, digitizer or resource
         self.backend, self.retries, self.backoff = backend, int(retries), float(backoff)
         self.timeout_ms = int(timeout_ms or self.profile["connection"]["timeout_ms"])
@@ -89,8 +111,7 @@ class VisaDevice(Device):
         self._manager: Any = None
         self._awg: _Session | None = None
         self._dig: _Session | None = None
-        self._sent: dict[str, Any] = {}
-        self._scale: tuple[float, float] | None = None
+        self._sent: dict[str, np.ndarray] = {}
         try:
             self._connect()
             self._configure(in_shape, out_shape, delay, max_segments)
@@ -132,6 +153,9 @@ class VisaDevice(Device):
         while True:
             try:
                 return self._acquire(drive, settings)
+            except DeviceBusyError:
+                self._disconnect()
+                raise
             except (DeviceConnectionError, InstrumentReplyError) as exc:
                 self._disconnect()
                 if attempt == self.retries:
@@ -147,15 +171,10 @@ class VisaDevice(Device):
             self._connect()
         awg, dig, p = self._awg, self._dig, self.profile
         assert awg is not None and dig is not None
-        for knob in self.controls:
-            value = settings[knob.name]
-            if knob.name not in self._sent or not np.array_equal(self._sent[knob.name], value):
-                awg.write(self._set_command(knob, value))
-                self._sent[knob.name] = value.copy()
+        self._set_controls(awg, settings)
         awg.write_values(p["awg"]["upload"], drive.reshape(-1), p["awg"])
-        if p["digitizer"]["points"] and self._sent.get("_points") != self.points:
+        if p["digitizer"]["points"]:
             dig.write(p["digitizer"]["points"].format(points=self.points))
-            self._sent["_points"] = self.points
         for cmd in p["digitizer"]["arm"]:
             dig.write(cmd)
         for cmd in p["awg"]["trigger"]:
@@ -176,7 +195,7 @@ class VisaDevice(Device):
         if full and np.abs(codes).max() >= full:
             raise RecordingError(f"{dig.label}: the recording clipped (codes reached +-{full}); lower the drive "
                                  "or raise the digitizer range")
-        inc, off = self._scale_factors()
+        inc, off = dig.number(p["digitizer"]["y_increment"]), dig.number(p["digitizer"]["y_offset"])
         trace = codes.reshape(segments, self.points).astype(np.float64) * inc + off
         return trace[:, self.delay:]
 
@@ -199,13 +218,19 @@ class VisaDevice(Device):
         self._dig = self._awg
         if self.digitizer_resource != self.resource:
             self._dig = _Session(self._manager, self.digitizer_resource, conn, self.timeout_ms, self.name)
-        self._sent, self._scale = {}, None
+        self._sent = {}
         for session in self._sessions():
             if inst["identify"]:
                 session.idn = session.query(inst["identify"]).strip()
+                if _SCPI_ERROR.match(session.idn):
+                    raise DeviceBusyError(f"{session.label} refused the session: {inst['identify']!r} answered "
+                                          f"{session.idn!r} (too many sessions open? close some, or raise the "
+                                          "instrument's limit)")
                 if inst["expect_idn"] and inst["expect_idn"] not in session.idn:
                     raise InstrumentError(f"{session.label}: {inst['identify']!r} answered {session.idn!r}, which "
                                           f"lacks {inst['expect_idn']!r}: wrong instrument for this profile?")
+            if inst["sharing"] == "exclusive":
+                session.lock(self.owner, self.profile["lock"], self.lock_wait_s)
             for cmd in inst["reset"]:
                 session.write(cmd)
         self.idn = self._awg.idn
@@ -221,15 +246,23 @@ class VisaDevice(Device):
 
     def _disconnect(self) -> None:
         for session in self._sessions():
-            session.close()
+            session.close(self.profile["lock"])
         self._awg = self._dig = None
 
     def close(self) -> None:
-        """Close the instrument sessions and the resource manager."""
+        """Release the instrument's lock and close the sessions.
+
+        The PyVISA resource manager is shared by every session of the process
+        (closing it would close other devices' sessions too); PyVISA closes it at exit.
+        """
         self._disconnect()
-        if self._manager is not None:
-            self._manager.close()
-            self._manager = None
+        self._manager = None
+
+    def exclusive_resources(self) -> tuple[str, ...]:
+        """The instruments this device holds locked: ``()`` if the profile declares independent channels."""
+        if self.profile["instrument"]["sharing"] == "independent-channels":
+            return ()
+        return tuple(dict.fromkeys((self.resource, self.digitizer_resource)))
 
     def _describe(self) -> dict[str, Any]:
         query = self.profile["instrument"]["describe"]
@@ -260,13 +293,6 @@ class VisaDevice(Device):
                 raise InstrumentError(f"{session.label} reported {entries} (error queue {query!r}) after "
                                       f"{session.recent()}")
 
-    def _scale_factors(self) -> tuple[float, float]:
-        if self._scale is None:
-            p, dig = self.profile["digitizer"], self._dig
-            assert dig is not None
-            self._scale = (dig.number(p["y_increment"]), dig.number(p["y_offset"]))
-        return self._scale
-
     # ------------------------------------------------------------ controls
     def _knobs(self, described: list[dict[str, Any]] | None) -> list[Control]:
         declared = list(self.profile["controls"]["knob"]) + list(described or [])
@@ -280,13 +306,42 @@ class VisaDevice(Device):
         self._templates = {s["name"]: s.get("set") or self.profile["controls"]["set"] for s in declared}
         return knobs
 
+    def _set_controls(self, awg: _Session, settings: dict[str, np.ndarray]) -> None:
+        """Make the instrument's controls ``settings``: resend them all, or send changes and read every one back."""
+        spec = self.profile["controls"]
+        readback = spec["verify"] == "readback"
+        for knob in self.controls:
+            value = settings[knob.name]
+            if not readback or knob.name not in self._sent or not np.array_equal(self._sent[knob.name], value):
+                awg.write(self._set_command(knob, value))
+                self._sent[knob.name] = value.copy()
+            if readback:
+                self._read_back(awg, knob, value, spec)
+
+    def _read_back(self, awg: _Session, knob: Control, value: np.ndarray, spec: dict[str, Any]) -> None:
+        query = spec["query"].format(name=knob.name)
+        reply = awg.query(query).strip()
+        try:
+            read = np.array([float(v) for v in reply.split(",")])
+        except ValueError:
+            raise InstrumentReplyError(f"{awg.label}: {query!r} answered {reply[:80]!r}, not comma-separated "
+                                       "numbers") from None
+        if read.size != value.size or np.abs(read - value.reshape(-1)).max() > spec["tolerance"]:
+            self._sent.clear()  # nothing we sent can be trusted now: the next call sends everything again
+            raise ControlReadbackError(f"{awg.label}: control {knob.name!r} was set to "
+                                       f"{value.reshape(-1).tolist()} but {query!r} reads {reply[:200]!r} "
+                                       f"(tolerance {spec['tolerance']:g}); another session or the front "
+                                       "panel changed it?")
+
     def _set_command(self, knob: Control, value: np.ndarray) -> str:
         text: Any = float(value) if knob.shape == () else ",".join(f"{v:.9g}" for v in value.reshape(-1))
         return self._templates[knob.name].format(name=knob.name, value=text)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info.update(resource=self.resource, digitizer=self.digitizer_resource, idn=self.idn, delay=self.delay)
+        info.update(resource=self.resource, digitizer=self.digitizer_resource, idn=self.idn, delay=self.delay,
+                    owner=self.owner, sharing=self.profile["instrument"]["sharing"],
+                    profile_sha256=self.profile_sha256)
         return info
 
 
@@ -297,6 +352,7 @@ class _Session:
         import pyvisa
 
         self.resource, self.idn, self.name, self._log = resource, "", name, []
+        self.visa_locked = self.scpi_locked = False
         try:
             self.inst = manager.open_resource(resource, read_termination=conn["read_termination"],
                                               write_termination=conn["write_termination"], timeout=timeout_ms)
@@ -409,7 +465,44 @@ class _Session:
         finally:
             self.inst.timeout = timeout
 
-    def close(self) -> None:
+    def lock(self, owner: str, spec: dict[str, Any], wait_s: float) -> None:
+        """Hold the instrument exclusively as ``owner``, waiting up to ``wait_s`` seconds; else DeviceBusyError."""
+        import pyvisa
+
+        if spec["visa"]:
+            try:
+                self.inst.lock_excl(int(wait_s * 1000))
+                self.visa_locked = True
+            except NotImplementedError:
+                pass  # pyvisa-sim: no locks
+            except pyvisa.errors.VisaIOError as exc:
+                if exc.error_code == pyvisa.constants.StatusCode.error_resource_locked:
+                    raise DeviceBusyError(f"{self.label} is locked by another VISA session (waited "
+                                          f"{wait_s:g} s); close it, or pass lock_wait_s=...") from exc
+                if exc.error_code != pyvisa.constants.StatusCode.error_nonsupported_operation:
+                    raise DeviceConnectionError(f"{self.label}: the VISA exclusive lock failed: {exc}") from exc
+        if not spec["request"]:
+            return
+        if spec["name"]:
+            self.write(spec["name"].format(owner=owner))
+        deadline = time.monotonic() + wait_s
+        while (reply := self.query(spec["request"]).strip()) != spec["granted"]:
+            if time.monotonic() >= deadline:
+                holder = self.query(spec["owner"]).strip() if spec["owner"] else "unknown (no owner query)"
+                raise DeviceBusyError(f"{self.label} is held by {holder} ({spec['request']!r} answered {reply!r} "
+                                      f"after {wait_s:g} s); close that session, or pass lock_wait_s=... to wait")
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        self.scpi_locked = True
+
+    def close(self, lock: dict[str, Any]) -> None:
+        """Release the locks (best effort: the session may already be dead) and close the session."""
+        try:
+            if self.scpi_locked and lock["release"]:
+                self.inst.write(lock["release"])
+            if self.visa_locked:
+                self.inst.unlock()
+        except Exception as exc:  # noqa: BLE001 - a dead session released its locks with it
+            log.debug("releasing %s: %s", self.label, exc)
         try:
             self.inst.close()
         except Exception as exc:  # noqa: BLE001 - closing a dead session must not mask the original failure
