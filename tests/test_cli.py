@@ -38,8 +38,8 @@ def test_data_reports_the_directory(capsys, tmp_path):
 def test_demo_runs_and_writes_results(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--epochs", "2"]) == 0
     out = capsys.readouterr().out
-    assert "physics-aware (hardware fwd, twin bwd)" in out
-    assert (tmp_path / "results.md").read_text().count("\n") == 7  # header, rule, five methods
+    assert "| physics-aware | hardware fwd, twin bwd |" in out and "Lesson: " in out
+    assert (tmp_path / "results.md").read_text().count(" ± ") == 10  # 4 physical x 2 places, digital, footnote
     assert (tmp_path / "training.png").stat().st_size > 10_000
 
 
