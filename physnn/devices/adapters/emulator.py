@@ -208,7 +208,7 @@ class InstrumentEmulator:
         try:
             while data := await reader.read(READ_CHUNK):
                 for item in parser.feed(data):
-                    if self._take("drop"):
+                    if writer.is_closing() or self._take("drop"):  # the client left: skip what it had queued
                         return
                     reply = self.handle(item, session)
                     if session.job is not None:
