@@ -83,11 +83,17 @@ def images(kind: str, split: str, data_dir: str | None, limit: int | None) -> tu
     return x.unsqueeze(1), torch.as_tensor(y, dtype=torch.int64)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``--help`` keeps the docstring's layout and shows every default."""
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="short")
-    parser.add_argument("--datasets", nargs="+", choices=sorted(PAPER), default=["mnist", "fashion-mnist"])
-    parser.add_argument("--levels", nargs="+", type=int, default=[0, 1, 2])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="short",
+                        help="short: 5 epochs, 1 seed; full: the paper's 50 epochs, 5 seeds (all images in both)")
+    parser.add_argument("--datasets", nargs="+", choices=sorted(PAPER), default=["mnist", "fashion-mnist"],
+                        help="datasets to run")
+    parser.add_argument("--levels", nargs="+", type=int, default=[0, 1, 2], help="creep levels to train")
     parser.add_argument("--weights", choices=["complex", "real"], default="complex",
                         help="complex: the authors' PyTorch model (non-unitary, reproduces the paper); "
                              "real: exactly unitary quantum layers")
@@ -95,9 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, help="override the protocol's number of seeds (0, 1, ...)")
     parser.add_argument("--train-size", type=int, help="override the protocol's training images")
     parser.add_argument("--test-size", type=int, help="override the protocol's test images")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", default="creep-images")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--data-dir", default=None, help="folder holding mnist/ and fashion-mnist/ "
+                                                         "(None: $PHYSNN_DATA)")
+    parser.add_argument("--out", default="creep-images", help="folder for creep.csv, creep.md and creep.png")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ import torch
 from physnn import Device
 from physnn.data import load_digits_offline
 from physnn.devices import ReferenceDevice
-from physnn.training import ForwardForward, fit, physical_network
+from physnn.training import ForwardForward, fit, physical_network, plot_history
 
 CLASSES, FEATURES = 5, 64
 
@@ -66,15 +67,18 @@ def digits(n_train: int, n_test: int, seed: int) -> tuple[tuple[torch.Tensor, to
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=["visa", "simulation", "soundcard"], default="visa")
-    parser.add_argument("--address", help="VISA resource of a real AWG/digitizer (default: the loopback emulator)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--device", choices=["visa", "simulation", "soundcard"], default="visa",
+                        help="the physical system the network drives")
+    parser.add_argument("--address", help="VISA resource of a real AWG/digitizer (None: the loopback emulator)")
     parser.add_argument("--profile", default="physnn-emulator", help="instrument profile: shipped name or .toml")
     parser.add_argument("--sound-device", default=None, help="sounddevice name or index (e.g. loopback)")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--train", type=int, default=300)
-    parser.add_argument("--test", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs (batches of 50)")
+    parser.add_argument("--train", type=int, default=300, help="training images")
+    parser.add_argument("--test", type=int, default=200, help="test images")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the split, the network and the negative labels")
+    parser.add_argument("--out", default="runs/hardware_in_the_loop", help="folder for curves.png")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     train, test = digits(args.train, args.test, args.seed)
@@ -91,12 +95,15 @@ def main() -> None:
     finally:
         if server is not None:
             server.close()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    curves = plot_history(result.history, Path(args.out) / "curves.png", title=f"forward-forward via {args.device}")
     print(f"{args.device}: {device._label()}")
     for row in result.history:
         print(f"  epoch {row['epoch']}: loss {row['loss']:.4f}, test accuracy {row['val_accuracy']:.3f}")
     chance = 1 / CLASSES
     print(f"  {calls} device calls, {samples} drives, {time.perf_counter() - start:.1f} s "
-          f"(chance accuracy {chance:.2f}; digits 0-{CLASSES - 1}, {args.train} train / {args.test} test)")
+          f"(chance accuracy {chance:.2f}; digits 0-{CLASSES - 1}, {args.train} train / {args.test} test); "
+          f"curves in {curves}")
     assert np.isfinite(result.final("loss"))
 
 

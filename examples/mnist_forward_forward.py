@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 
 import torch
@@ -66,17 +67,18 @@ class ScatteringMedium(Device):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=None)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data-dir", default=None, help="folder holding mnist/ (None: $PHYSNN_DATA)")
     parser.add_argument("--train", type=int, default=60000, help="training images (the first N)")
     parser.add_argument("--test", type=int, default=10000, help="test images (the first N)")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--width", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=4, help="training epochs")
+    parser.add_argument("--width", type=int, default=400, help="units of each block's linear map")
     parser.add_argument("--speckles", type=int, default=400, help="camera pixels of each medium")
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default="mnist-ff")
+    parser.add_argument("--batch", type=int, default=100, help="images per training step")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the media, the network and the negative labels")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", default="mnist-ff", help="folder for curves.png, history and checkpoint")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     (x_tr, y_tr), (x_te, y_te) = (load_mnist(args.data_dir, split=s) for s in ("train", "test"))
@@ -92,7 +94,8 @@ def main() -> None:
           f"({args.speckles} speckles each), {args.width} units")
     start = time.perf_counter()
     result = fit(method, (x_tr, y_tr), val=(x_te, y_te), epochs=args.epochs, batch_size=args.batch,
-                 seed=args.seed, out_dir=args.out, eval_train=False, eval_batch_size=1000)
+                 seed=args.seed, out_dir=args.out, eval_train=False, eval_batch_size=1000,
+                 progress=sys.stderr.isatty())  # a bar only on a terminal: no carriage returns in logs
     for row in result.history:
         print(f"epoch {row['epoch']:2d}  loss {row['loss']:.4f}  test accuracy {100 * row['val_accuracy']:.2f} %")
     acc = result.accounting

@@ -146,14 +146,16 @@ def table(runs: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--out", default="phyll-vowels")
-    parser.add_argument("--threads", type=int, default=1)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data-dir", default=None, help="folder holding phyll/ and hillenbrand1995/ "
+                                                         "(None: $PHYSNN_DATA)")
+    parser.add_argument("--seeds", type=int, default=10, help="number of seeds (random 80/20 splits)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed")
+    parser.add_argument("--epochs", type=int, default=200, help="full-batch epochs of every method")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="methods to run")
+    parser.add_argument("--out", default="phyll-vowels", help="folder for results.md/.json and test_accuracy.png")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -137,21 +137,22 @@ def figures(layer: PhysicalLayer, test_waves: list[np.ndarray], class_names, out
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", default=os.environ.get("PHYSNN_DATA") or _SHARED,
-                   help="folder holding hillenbrand1995/ (default: $PHYSNN_DATA, else ../shared/datasets)")
+                   help="folder holding hillenbrand1995/ ($PHYSNN_DATA, else ../shared/datasets)")
     p.add_argument("--all-vowels", action="store_true", help="the 12 vowels instead of ae/ei/iy")
     p.add_argument("--synthetic", action="store_true", help="use synthesized vowels even if recordings exist")
     p.add_argument("--max-per-class", type=int, default=None, help="at most this many recordings per vowel")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     p.add_argument("--run-folds", type=int, nargs="+", default=None,
-                   help="train only these folds (1-based), e.g. to spread folds over processes")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=21)
+                   help="train only these folds (1-based), e.g. to spread folds over processes; None: all")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs per fold")
+    p.add_argument("--batch-size", type=int, default=21, help="recordings per training step")
     p.add_argument("--lr", type=float, default=0.002, help="Adam step on the unbounded density parameters")
     p.add_argument("--window", type=int, default=1000, help="training window, samples (= time steps)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/vowels_wave")
+    p.add_argument("--seed", type=int, default=0, help="seeds the folds and the batch order")
+    p.add_argument("--out", default="runs/vowels_wave", help="folder for results.json, densities and figures")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     vowels = VOWELS if args.all_vowels else ("ae", "ei", "iy")
