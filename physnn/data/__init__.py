@@ -11,6 +11,7 @@ from physnn.data._paths import data_dir
 from physnn.data.idx import load_idx, load_mnist
 from physnn.data.inventory import describe_data_dir
 from physnn.data.phyll import load_phyll_cavity
+from physnn.data.record import Record, load_record
 from physnn.data.synthetic import (
     load_digits_offline,
     synthesize_vowel_audio,
@@ -30,6 +31,7 @@ __all__ = [
     "PHYLL_VOWELS",
     "VOWELS",
     "HillenbrandTable",
+    "Record",
     "VowelAudio",
     "data_dir",
     "describe_data_dir",
@@ -38,6 +40,7 @@ __all__ = [
     "load_idx",
     "load_mnist",
     "load_phyll_cavity",
+    "load_record",
     "load_vowel_audio",
     "load_vowel_formants",
     "synthesize_vowel_audio",

@@ -9,7 +9,8 @@ device by name with :func:`create`; list them with :func:`available` or
 from ._registry import ENTRY_POINT_GROUP, available, create, factory_of, register
 from .blackbox import BlackBox
 from .oscillators import CoupledPendula
+from .recorded import Recorded, ReplayDevice, recording
 from .reference import ReferenceDevice
 
-__all__ = ["ENTRY_POINT_GROUP", "BlackBox", "CoupledPendula", "ReferenceDevice",
-           "available", "create", "factory_of", "register"]
+__all__ = ["ENTRY_POINT_GROUP", "BlackBox", "CoupledPendula", "Recorded", "ReferenceDevice", "ReplayDevice",
+           "available", "create", "factory_of", "recording", "register"]

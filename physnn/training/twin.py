@@ -11,8 +11,9 @@ backward pass. Two kinds:
   controls), for systems with no trustworthy physics model, such as a cavity
   known only from measurements.
 
-:func:`fit_twin` drives the device over its input and control ranges, averages
-repeated measurements, standardizes the outputs, fits the twin's free
+:func:`fit_twin` drives the device (at drives you pass, or its own
+``sample_inputs``) over its control ranges, or reads a measurement record,
+averages repeated measurements, standardizes the outputs, fits the twin's free
 parameters by Adam on the standardized mean squared error, and reports the
 error on held-out measurements.
 """
@@ -21,16 +22,18 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.record import Record, load_record
 from ..device import Control, Device
-from ..errors import ConfigurationError, GradientRouteError
+from ..errors import ConfigurationError, GradientRouteError, RecordError
 from ..layer import check_twin_matches
 
 
@@ -186,18 +189,34 @@ class TwinReport:
         return asdict(self)
 
 
-def fit_twin(device: Device, twin: Device, *, n_samples: int = 2000, inputs: torch.Tensor | None = None,
-             settings: int = 16, repeats: int = 1, holdout: float = 0.2, epochs: int = 200, batch_size: int = 256,
-             lr: float = 3e-3, seed: int = 0) -> TwinReport:
+def fit_twin(device: Device, twin: Device, *, n_samples: int = 2000,
+             inputs: torch.Tensor | Literal["sample_inputs"] = "sample_inputs",
+             record: str | os.PathLike | Record | None = None, settings: int = 16, repeats: int = 1,
+             holdout: float = 0.2, epochs: int = 200, batch_size: int = 256, lr: float = 3e-3,
+             seed: int = 0) -> TwinReport:
     """Fit ``twin``'s free parameters to measurements of ``device``; return the held-out error.
 
+    A twin is only accurate where it was fitted. Choose the drives explicitly:
+
+    * ``inputs=<tensor>``: the drives the network will send (e.g. a layer's
+      encoded training data); the right choice for a twin used in training.
+    * ``inputs="sample_inputs"`` (the default): ``n_samples`` drives from
+      ``device.sample_inputs``, typically uniform over the device's input range
+      (at most [-1, 1]), which may lie far from what a network sends.
+    * ``record=<path or Record>``: no device call at all; fit to the pairs a
+      :class:`~physnn.devices.Recorded` run stored (one device: pass a
+      :class:`~physnn.data.record.Record` from ``load_record(path, device=...)``
+      when the file holds several).
+
     Args:
-        device: the system to model (black box or simulation); it is driven here.
+        device: the system to model (black box or simulation); it is driven here
+            unless ``record`` is given (then only its shapes and controls are used).
         twin: a differentiable device with the same shapes and controls and
             trainable parameters (:class:`NeuralTwin`, :class:`CalibratedTwin`).
-        n_samples: drives to measure, from ``device.sample_inputs`` (ignored when ``inputs`` is given).
-        inputs: the drives to measure, ``(n, *in_shape)``: pass drives typical
-            of training (e.g. a network's encoded data) to fit the twin where it will be used.
+        n_samples: drives to measure with ``inputs="sample_inputs"``.
+        inputs: the drives to measure, ``(n, *in_shape)``, or ``"sample_inputs"``.
+        record: recorded measurements to fit instead of measuring; repeated
+            (drive, setting) pairs are averaged, like ``repeats``.
         settings: distinct control settings for a device without per-sample
             controls (each drives ``n / settings`` samples); a device with
             ``batched_controls`` gets a fresh setting per sample. Settings are
@@ -218,13 +237,15 @@ def fit_twin(device: Device, twin: Device, *, n_samples: int = 2000, inputs: tor
     if not params:
         raise ConfigurationError(f"fit_twin: {twin._label()} has no free parameters to fit")
     g = torch.Generator().manual_seed(seed)
-    x = inputs.detach().to(torch.float32) if inputs is not None else device.sample_inputs(n_samples, generator=g)
+    if record is not None:
+        if isinstance(inputs, torch.Tensor):
+            raise ConfigurationError("fit_twin: pass either record= (recorded pairs) or inputs= (drives to "
+                                     "measure), not both")
+        x, controls, y, ids = _recorded_pairs(device, record if isinstance(record, Record) else load_record(record))
+        cost = (0, 0)
+    else:
+        x, controls, y, ids, cost = _measured_pairs(device, inputs, n_samples, settings, repeats, g)
     n = len(x)
-    group = 1024 if device.batched_controls else max(1, math.ceil(n / settings))
-    controls = _sample_controls(device, n, group, g)
-    calls, samples = device.calls, device.samples
-    y = _measure(device, x, controls, group, repeats)
-    cost = (device.calls - calls, device.samples - samples)
     order = torch.randperm(n, generator=g)
     n_test = max(1, int(round(holdout * n)))
     test, train = order[:n_test], order[n_test:]
@@ -232,8 +253,6 @@ def fit_twin(device: Device, twin: Device, *, n_samples: int = 2000, inputs: tor
     if isinstance(twin, NeuralTwin):
         u = twin.features(x, controls)[train]
         twin.set_scaling(u.mean(0), u.std(0).clamp_min(1e-8), y_mean, y_std)
-
-    ids = torch.arange(n) // group  # rows sharing a control setting (for a twin without per-sample controls)
 
     def apply(rows: torch.Tensor) -> torch.Tensor:
         return _apply(twin, x[rows], {k: v[rows] for k, v in controls.items()}, ids[rows])
@@ -259,6 +278,59 @@ def fit_twin(device: Device, twin: Device, *, n_samples: int = 2000, inputs: tor
     return TwinReport(n_train=len(train), n_test=n_test, nrmse=float(per_output.mean()), nrmse_before=before,
                       r2=r2, train_nrmse=fitted_train, device_calls=cost[0], device_samples=cost[1],
                       epochs=epochs, nrmse_per_output=per_output.tolist())
+
+
+def _measured_pairs(device: Device, inputs: torch.Tensor | str, n_samples: int, settings: int, repeats: int,
+                    g: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor,
+                                                 tuple[int, int]]:
+    """Drive ``device`` (drives and settings drawn from ``g``): ``(x, per-sample controls, mean outputs, setting
+    group ids, (calls, samples) spent)``."""
+    if isinstance(inputs, torch.Tensor):
+        x = inputs.detach().to(torch.float32)
+    elif inputs == "sample_inputs":
+        x = device.sample_inputs(n_samples, generator=g)
+    else:
+        raise ConfigurationError(f"fit_twin: inputs must be a tensor of drives (n, *{tuple(device.in_shape)}) or "
+                                 f"'sample_inputs', got {inputs!r}")
+    n = len(x)
+    group = 1024 if device.batched_controls else max(1, math.ceil(n / settings))
+    controls = _sample_controls(device, n, group, g)
+    calls, samples = device.calls, device.samples
+    y = _measure(device, x, controls, group, repeats)
+    return x, controls, y, torch.arange(n) // group, (device.calls - calls, device.samples - samples)
+
+
+def _recorded_pairs(device: Device, record: Record) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor,
+                                                             torch.Tensor]:
+    """The record's pairs, float32, repeated (drive, setting) pairs averaged, in order of first appearance:
+    ``(x, per-sample controls, y, ids)``; rows with equal ``ids`` share one control setting."""
+    names = [c.name for c in device.controls]
+    if len(record.inputs) == 0:
+        raise RecordError(f"fit_twin: measurement record {record.path} holds no returned call to fit")
+    shapes = (tuple(record.inputs.shape[1:]), tuple(record.outputs.shape[1:]), sorted(record.controls))
+    if shapes != (tuple(device.in_shape), tuple(device.out_shape), sorted(names)):
+        raise RecordError(f"fit_twin: measurement record {record.path} holds (in_shape, out_shape, controls) = "
+                          f"{shapes}, but {device._label()} has {(device.in_shape, device.out_shape, sorted(names))}")
+    x = record.inputs.to(torch.float32)
+    controls = {k: record.controls[k].to(torch.float32) for k in names}
+    settings = [controls[k].reshape(len(x), -1) for k in names]
+    pair, first = _first_seen(torch.cat([x.reshape(len(x), -1)] + settings, dim=1))
+    counts = torch.bincount(pair).to(torch.float32).reshape((-1,) + (1,) * (record.outputs.dim() - 1))
+    y = torch.zeros((len(first),) + tuple(record.outputs.shape[1:])).index_add_(0, pair, record.outputs.float())
+    x, controls = x[first], {k: v[first] for k, v in controls.items()}
+    ids = _first_seen(torch.cat(settings, dim=1)[first])[0] if names else torch.zeros(len(first), dtype=torch.long)
+    return x, controls, y / counts, ids
+
+
+def _first_seen(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label equal rows ``0, 1, ...`` in order of first appearance: ``(label per row, first row of each label)``."""
+    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), len(rows)).scatter_reduce(0, inverse, torch.arange(len(rows)),
+                                                                             "amin")
+    order = torch.argsort(first)
+    relabel = torch.empty_like(order)
+    relabel[order] = torch.arange(len(order))
+    return relabel[inverse], first[order]
 
 
 def _check_pair(device: Device, twin: Device) -> None:

@@ -42,6 +42,7 @@ ridge-rff has NRMSE 0.14-0.21 (mean 0.16) where linear has 0.14-0.33 (mean 0.24)
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol
 
 import numpy as np
@@ -50,8 +51,9 @@ from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist
 
+from ...data.record import load_record
 from ...device import Device
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, RecordError
 
 METHODS = ("idw", "rbf", "ridge-rff", "linear")
 
@@ -123,6 +125,28 @@ class MeasuredDevice(Device):
             self.holdout_report = holdout_scores(model(x[test]), y[test], method=method, n_train=len(train))
         self._model = _Model(x, y, **settings)
         self.noise_floor = _noise_floor(x, y, duplicate_tol)
+
+    @classmethod
+    def from_record(cls, path: str | os.PathLike, *, device: str | int | None = None,
+                    **options: Any) -> MeasuredDevice:
+        """The device measured in a record of :class:`~physnn.devices.Recorded` (every returned call's pairs).
+
+        Args:
+            path: the record file.
+            device: which recorded device (label or identity id) when the file holds several.
+            options: as for the constructor; ``name`` defaults to the recorded label.
+
+        Raises:
+            RecordError: the record is missing or corrupt, or its calls varied a control
+                (a measured device has no controls: record at one fixed setting).
+        """
+        record = load_record(path, device=device)
+        for name, values in record.controls.items():
+            if len(values) and not bool((values == values[:1]).all()):
+                raise RecordError(f"MeasuredDevice.from_record: record {record.path} varies control {name!r} "
+                                  "across its calls; a measured device has no controls, so record it at one fixed "
+                                  "setting (or select one device with device=)")
+        return cls(record.inputs, record.outputs, **{"name": record.label, **options})
 
     def _forward(self, x: torch.Tensor, controls: dict[str, torch.Tensor]) -> torch.Tensor:
         y = self._model(x.detach().to(device="cpu", dtype=torch.float64).numpy())
