@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from physnn.devices import BlackBox, CoupledPendula, ReferenceDevice
-from physnn.errors import ConfigurationError, GradientRouteError
+from physnn.errors import CheckpointError, ConfigurationError, GradientRouteError
 from physnn.training import (
     Backprop,
     CalibratedTwin,
@@ -260,7 +260,7 @@ def test_resume_continues_exactly(tmp_path, kind):
     assert drop(again.history) == drop(full.history)
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
-    with pytest.raises(ConfigurationError, match="checkpoint of 'zeroth-order'|checkpoint of 'forward-forward'"):
+    with pytest.raises(CheckpointError, match="checkpoint of 'zeroth-order'|checkpoint of 'forward-forward'"):
         fit(Backprop(digital_network(6, [3])), (x, y), epochs=6, out_dir=tmp_path, resume=True, progress=False)
 
 

@@ -10,7 +10,7 @@ import textwrap
 
 import torch
 
-from physnn.training import fit
+from physnn.training import fit, load_checkpoint
 
 #: Builds the run; executed both in the killed subprocess and here.
 RUN = textwrap.dedent("""
@@ -53,7 +53,7 @@ def test_killed_run_resumes_identically(tmp_path):
     proc = subprocess.run([sys.executable, "-c", RUN + f"OUT = {str(out)!r}\n" + KILL], capture_output=True,
                           text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 3  # died inside epoch 4
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 3  # died inside epoch 4
 
     scope: dict = {}
     exec(RUN, scope)

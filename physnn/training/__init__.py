@@ -1,7 +1,8 @@
 """Training deep physical networks with the method the hardware allows, in one loop.
 
-* :func:`fit`: the loop (progress, history CSV/JSON, atomic checkpoints, exact
-  resume, seeds, early stopping, device-call accounting, curves).
+* :func:`fit`: the loop (progress, history CSV/JSON, atomic checkpoints with
+  digests that :func:`load_checkpoint` verifies, exact resume, seeds, early
+  stopping, device-call accounting, curves).
 * Methods: :class:`Backprop` (autograd; ``in_silico=True`` trains on twins and
   deploys on devices), :class:`PhysicsAware` (forward on the device, backward
   through a twin), :class:`ZerothOrder` (SPSA), :class:`ForwardForward`
@@ -13,6 +14,7 @@
   a time (:class:`Swap`, :func:`ladder`) and trains every level under one budget.
 """
 
+from ._checkpoint import load_checkpoint
 from .creep import LevelResult, Swap, build_level, count_parameters, ladder, run_creep, write_tables
 from .forward_forward import ForwardForward
 from .loop import Callback, RunResult, fit
@@ -23,5 +25,6 @@ from .twin import CalibratedTwin, NeuralTwin, TwinReport, fit_twin
 
 __all__ = ["Backprop", "CalibratedTwin", "Callback", "Drive", "ForwardForward", "LevelResult", "Method",
            "NeuralTwin", "PhysicalBlock", "PhysicsAware", "RunResult", "Swap", "TwinReport", "ZerothOrder",
-           "build_level", "count_parameters", "digital_network", "fit", "fit_twin", "ladder", "physical_network",
+           "build_level", "count_parameters", "digital_network", "fit", "fit_twin", "ladder", "load_checkpoint",
+           "physical_network",
            "plot_comparison", "plot_history", "run_creep", "write_tables"]

@@ -13,8 +13,11 @@ random generator (torch's global one, Python's, NumPy's, the shuffle
 generator, the method's and its devices'), so a run killed at any point and
 resumed from its last checkpoint ends with the same parameters and history as
 one that never stopped (wall times aside). Checkpoints are written to a
-temporary file, flushed and renamed over the old one, and read back with
-``torch.load(weights_only=True)`` (tensors and plain containers only).
+temporary file, flushed and renamed over the old one, which is kept as
+``checkpoint.prev.pt``; each carries the SHA-256 of its content, so a truncated,
+empty or altered file raises :class:`~physnn.errors.CheckpointError` instead of
+loading (:mod:`._checkpoint`), and is read with ``torch.load(weights_only=True)``
+(tensors and plain containers only).
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import logging
 import math
 import os
 import random
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +39,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._atomic import atomic_write
 from ..device import Device
-from ..errors import ConfigurationError
+from ..errors import CheckpointError, ConfigurationError
+from ._checkpoint import load_checkpoint, previous_of, save_checkpoint
 from .methods import Method
 
+log = logging.getLogger("physnn.training")
 CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
 #: Cumulative cost columns of every history row.
@@ -99,9 +105,11 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
         epochs: total epochs (a resumed run continues up to this number).
         batch_size: samples per step; ``None`` trains full batch.
         seed: seeds torch's global generator and the shuffling.
-        out_dir: where to write ``checkpoint.pt`` (every epoch, atomically),
+        out_dir: where to write ``checkpoint.pt`` (every epoch, atomically, with a digest; the one
+            before it is kept as ``checkpoint.prev.pt``),
             ``history.csv``, ``history.json`` and ``curves.png``; ``None`` writes nothing.
-        resume: continue from ``out_dir/checkpoint.pt`` when it exists.
+        resume: continue from ``out_dir/checkpoint.pt`` when it exists; a corrupt one raises
+            :class:`~physnn.errors.CheckpointError` naming the file and the way back.
         patience: stop when ``monitor`` has not improved for this many epochs.
         monitor: history key watched by early stopping and ``best_epoch``;
             default ``"val_accuracy"`` with a validation set, else ``"train_accuracy"``
@@ -132,8 +140,8 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     loop = _LoopState.fresh(method, seed)
-    if resume and out is not None and (out / CHECKPOINT).exists():
-        loop = _LoopState.load(out / CHECKPOINT, method)
+    if resume and out is not None:
+        loop = _resumed(out / CHECKPOINT, method) or loop
     meters = _Meters(method)
     bar = tqdm(total=epochs, initial=min(loop.epoch, epochs), disable=not progress, desc=method.name,
                unit="epoch", leave=False)
@@ -269,15 +277,15 @@ class _LoopState:
             "early": {"best_value": self.best_value, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
                       "best_state": self.best_state, "stopped": self.stopped},
         }
-        atomic_write(path, lambda f: torch.save(state, f))
+        save_checkpoint(path, state)
 
     @classmethod
     def load(cls, path: Path, method: Method) -> _LoopState:
-        state = torch.load(path, weights_only=True)
+        state = load_checkpoint(path)
         if state.get("format") != FORMAT or state.get("method_name") != method.name:
-            raise ConfigurationError(f"{path} is a checkpoint of {state.get('method_name')!r} (format "
-                                     f"{state.get('format')}), not of {method.name!r} (format {FORMAT}); "
-                                     "resume with the same method, or choose another out_dir")
+            raise CheckpointError(f"{path} is a checkpoint of {state.get('method_name')!r} (format "
+                                  f"{state.get('format')}), not of {method.name!r} (format {FORMAT}); "
+                                  "resume with the same method, or choose another out_dir")
         method.load_state_dict(state["method"])
         shuffle = torch.Generator()
         _restore_rng(state["rng"], method, shuffle)
@@ -285,6 +293,15 @@ class _LoopState:
         return cls(epoch=int(state["epoch"]), history=state["history"], totals=state["totals"], shuffle=shuffle,
                    best_value=early["best_value"], best_epoch=early["best_epoch"], best_state=early["best_state"],
                    bad_epochs=int(early["bad_epochs"]), stopped=bool(early["stopped"]))
+
+
+def _resumed(path: Path, method: Method) -> _LoopState | None:
+    """The loop state of ``path`` (or, when a crash fell between its two renames, of the previous checkpoint)."""
+    if not path.exists() and previous_of(path).exists():
+        log.warning("%s is missing but %s exists (a crash between two renames); resuming from it",
+                    path, previous_of(path))
+        path = previous_of(path)
+    return _LoopState.load(path, method) if path.exists() else None
 
 
 def _capture_rng(method: Method, shuffle: torch.Generator) -> dict[str, Any]:
@@ -310,26 +327,6 @@ def _restore_rng(rng: dict[str, Any], method: Method, shuffle: torch.Generator) 
                                  "differently built model?")
     for k, g in generators.items():
         g.set_state(rng["generators"][k])
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None], *, binary: bool = True) -> Path:
-    """Write ``path`` via ``write(file)`` to a temporary file in the same folder, fsync, then rename over it.
-
-    A crash leaves either the old file or the new one, never a torn one.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "", "encoding": "utf-8"})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def write_history(history: list[dict[str, Any]], out: Path) -> None:
