@@ -22,6 +22,7 @@ loading (:mod:`._checkpoint`), and is read with ``torch.load(weights_only=True)`
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import json
@@ -94,7 +95,8 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
         seed: int = 0, out_dir: str | os.PathLike[str] | None = None, resume: bool = False,
         patience: int | None = None, monitor: str | None = None, restore_best: bool = False,
         eval_train: bool = True, eval_batch_size: int | None = None, progress: bool = True,
-        callbacks: Sequence[Callback] = (), plot: bool = True) -> RunResult:
+        callbacks: Sequence[Callback] = (), plot: bool = True,
+        record: str | os.PathLike[str] | None = None) -> RunResult:
     """Train ``method`` on ``train = (x, y)`` for ``epochs`` epochs.
 
     Args:
@@ -120,6 +122,9 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
         progress: show a tqdm progress bar.
         callbacks: :class:`Callback` hooks.
         plot: write ``curves.png`` at the end (needs ``out_dir``).
+        record: a measurement record (SQLite, :mod:`physnn.data.record`) that gets every call of every
+            physical layer's device, in training and evaluation (not the twins'); a resumed run appends.
+            Read it with :func:`physnn.data.load_record`, replay it with :class:`physnn.devices.ReplayDevice`.
 
     Returns:
         A :class:`RunResult`.
@@ -147,7 +152,9 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
                unit="epoch", leave=False)
     try:
         while loop.epoch < epochs and not loop.stopped:
-            row = _run_epoch(method, loop, meters, x, y, val, batch_size, eval_train, eval_batch_size, callbacks)
+            with _recording(method, record):
+                row = _run_epoch(method, loop, meters, x, y, val, batch_size, eval_train, eval_batch_size,
+                                 callbacks)
             loop.update_best(row, monitor, patience, method, restore_best)
             if out is not None:
                 loop.save(out / CHECKPOINT, method)
@@ -293,6 +300,15 @@ class _LoopState:
         return cls(epoch=int(state["epoch"]), history=state["history"], totals=state["totals"], shuffle=shuffle,
                    best_value=early["best_value"], best_epoch=early["best_epoch"], best_state=early["best_state"],
                    bad_epochs=int(early["bad_epochs"]), stopped=bool(early["stopped"]))
+
+
+def _recording(method: Method, record: str | os.PathLike[str] | None) -> contextlib.AbstractContextManager:
+    """Record the devices' calls during an epoch; the checkpoint, written outside, keeps the bare devices."""
+    if record is None:
+        return contextlib.nullcontext()
+    from ..devices.recorded import recording
+
+    return recording(method.model, record)
 
 
 def _resumed(path: Path, method: Method) -> _LoopState | None:
