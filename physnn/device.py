@@ -55,13 +55,13 @@ class Control:
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         if not self.low <= self.high:
-            raise ValueError(f"Control {self.name!r}: low={self.low} must not exceed high={self.high}")
+            raise ControlError(f"Control {self.name!r}: low={self.low} must not exceed high={self.high}")
         d = torch.as_tensor(self.default, dtype=torch.float64)
         if d.numel() != 1 and tuple(d.shape) != self.shape:
-            raise ValueError(f"Control {self.name!r}: default of shape {tuple(d.shape)} "
-                             f"does not fit shape {self.shape}")
+            raise ControlError(f"Control {self.name!r}: default of shape {tuple(d.shape)} "
+                               f"does not fit shape {self.shape}")
         if bool(((d < self.low) | (d > self.high)).any()):
-            raise ValueError(f"Control {self.name!r}: default {self.default} outside [{self.low}, {self.high}]")
+            raise ControlError(f"Control {self.name!r}: default {self.default} outside [{self.low}, {self.high}]")
 
     @property
     def bounded(self) -> bool:
@@ -246,7 +246,10 @@ class Device(nn.Module):
                 f"{self._label()} is a black box (differentiable=False): autograd cannot run through it, "
                 f"but {wants} require grad. Use PhysicalLayer(device, route=...) with one of "
                 f"{list(ROUTES_FOR_BLACK_BOX)}: 'twin' (backward through a differentiable twin), "
-                "'zeroth_order' (SPSA from extra forward calls) or 'none' (detached outputs, forward-forward).")
+                "'zeroth_order' (SPSA from extra forward calls) or 'none' (detached outputs, forward-forward). "
+                "Train with the matching physnn.training method: PhysicsAware(model) (route 'twin', fit the twin "
+                "with fit_twin), ZerothOrder(model) (SPSA, route 'zeroth_order') or ForwardForward(model, "
+                "n_classes=...) (route 'none').")
 
     def _check_output(self, y: Any, x: torch.Tensor) -> torch.Tensor:
         expected = (x.shape[0],) + tuple(self.out_shape)

@@ -94,3 +94,7 @@ class ReplayMissError(RecordError, LookupError):
 
 class CheckpointError(PhysnnError, ValueError):
     """A training checkpoint is truncated, empty, altered or of another run: names the file and what to do."""
+
+
+class ClippingError(PhysnnError, ValueError):
+    """Audio to be written exceeds full scale: a PCM file would clip it. Names the file and the peak in dBFS."""

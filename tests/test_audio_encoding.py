@@ -16,6 +16,7 @@ from torch import nn
 from physnn import PhysicalLayer
 from physnn.devices.audio import DiodeClipper
 from physnn.devices.audio.encoding import BandEnergyReadout, EnvelopeReadout, TimeBinEncoder, ToneEncoder
+from physnn.errors import ConfigurationError
 
 FS, T = 8000.0, 800
 
@@ -44,7 +45,7 @@ def test_band_energy_of_a_tone():
 
 
 def test_empty_band_is_refused():
-    with pytest.raises(ValueError, match="hold no FFT bin"):
+    with pytest.raises(ConfigurationError, match="hold no FFT bin"):
         BandEnergyReadout(T, sample_rate=FS, edges=[102, 108, 4000])
 
 

@@ -20,7 +20,7 @@ from physnn.devices.audio import (
     pedalboard_device,
     wavio,
 )
-from physnn.errors import ConfigurationError, ControlError, DataNotFoundError, InputError
+from physnn.errors import ClippingError, ConfigurationError, ControlError, DataNotFoundError, InputError
 from physnn.testing import check_device
 
 
@@ -84,7 +84,7 @@ def test_cli_reports_errors_without_writing(tmp_path, capsys):
 def test_clipping_is_refused_and_no_file_is_left(tmp_path):
     src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
     tone(src, amplitude=0.9)
-    with pytest.raises(wavio.ClippingError, match="dBFS exceeds full scale"):
+    with pytest.raises(ClippingError, match="dBFS exceeds full scale"):
         wavio.process_file(str(src), str(dst), "lowpass", controls={"frequency": 300.0, "q": 8.0}, gain_db=12.0)
     assert list(tmp_path.iterdir()) == [src]
     summary = wavio.process_file(str(src), str(dst), "lowpass", controls={"frequency": 300.0, "q": 8.0},

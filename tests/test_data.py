@@ -27,7 +27,7 @@ from physnn.data import (
     synthesize_vowel_formants,
 )
 from physnn.data.synthetic import HILLENBRAND_STATS, STAT_COLUMNS
-from physnn.errors import ChecksumError, DataFormatError, DataNotFoundError
+from physnn.errors import ChecksumError, ConfigurationError, DataFormatError, DataNotFoundError
 
 REAL = Path(os.environ.get("PHYSNN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
 needs_real = pytest.mark.skipif(
@@ -176,7 +176,7 @@ def test_mnist_and_fashion_test_splits() -> None:
     assert np.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     images, labels = load_mnist(REAL, kind="fashion-mnist", split="test")
     assert images.shape == (10000, 28, 28) and np.bincount(labels).tolist() == [1000] * 10
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(ConfigurationError, match="kind"):
         load_mnist(REAL, kind="emnist")
 
 

@@ -201,8 +201,8 @@ def test_registry_create_register_and_entry_points(monkeypatch):
 
 
 def test_control_declaration_errors():
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ControlError, match="outside"):
         Control("k", (), 0.0, 1.0, default=2.0)
-    with pytest.raises(ValueError, match="must not exceed"):
+    with pytest.raises(ControlError, match="must not exceed"):
         Control("k", (), 1.0, 0.0)
     assert physnn.Control("k", (2,), 0, 1, "V", 0.5).describe() == "k [2] in [0, 1] V (default 0.5)"

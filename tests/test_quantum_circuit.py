@@ -9,7 +9,7 @@ import torch
 
 from physnn.devices.quantum import QuantumCircuit
 from physnn.devices.quantum._compile import _Permute
-from physnn.errors import ConfigurationError, InputError
+from physnn.errors import ConfigurationError, GradientRouteError, InputError
 from physnn.testing import check_device
 
 ANALYTIC = ["compiled", "backprop", "parameter-shift"]
@@ -265,5 +265,5 @@ def test_observable_encoding_gradients_agree_across_methods():
 def test_parameter_shift_names_what_it_cannot_differentiate():
     dev = QuantumCircuit(2, encoding="amplitude", layers=1, diff_method="parameter-shift")
     x = torch.rand(2, 4, dtype=torch.float64, requires_grad=True)
-    with pytest.raises(NotImplementedError, match="angle encoding"):
+    with pytest.raises(GradientRouteError, match="angle encoding"):
         dev(x).sum().backward()

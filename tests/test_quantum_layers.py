@@ -16,6 +16,7 @@ from physnn.devices.quantum import (
     reupload,
     special_unitary,
 )
+from physnn.errors import ConfigurationError
 
 G = torch.Generator().manual_seed(0)
 
@@ -155,9 +156,9 @@ def test_layers_replace_their_classical_counterparts():
     x = torch.randn(2, 3, 9, 9)
     assert q_conv(x).shape == conv(x).shape
     assert q_linear.n_qubits == 4 and q_linear(torch.randn(2, 40)).shape == (2, 10)
-    with pytest.raises(ValueError, match="square"):
+    with pytest.raises(ConfigurationError, match="square"):
         FlippedQuanv2d.from_conv(nn.Conv2d(1, 1, (3, 2)))
-    with pytest.raises(ValueError, match="outputs"):
+    with pytest.raises(ConfigurationError, match="outputs"):
         DataReUploadingLinear(16, 5, 2)
 
 
@@ -226,5 +227,5 @@ def test_complex_weights_flipped_quanv_is_not_a_circuit():
     with torch.no_grad():
         layer.weight_imag.normal_(0, 0.5)
         assert float((layer.states().abs().square().sum(-1) - 1).abs().max()) > 1e-2
-    with pytest.raises(ValueError, match="non-normalized"):
+    with pytest.raises(ConfigurationError, match="non-normalized"):
         layer.circuit(0, 0)

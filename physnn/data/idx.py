@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from physnn.data._paths import find_file
-from physnn.errors import DataFormatError
+from physnn.errors import ConfigurationError, DataFormatError
 
 # IDX type byte -> big-endian numpy dtype.
 _IDX_DTYPES = {
@@ -82,9 +82,9 @@ def load_mnist(
     ``download=True`` fetches missing files from the URLs in ``physnn.data._registry.URLS``.
     """
     if kind not in MNIST_KINDS:
-        raise ValueError(f"load_mnist: kind must be one of {MNIST_KINDS}, got {kind!r}")
+        raise ConfigurationError(f"load_mnist: kind must be one of {MNIST_KINDS}, got {kind!r}")
     if split not in SPLITS:
-        raise ValueError(f"load_mnist: split must be one of {tuple(SPLITS)}, got {split!r}")
+        raise ConfigurationError(f"load_mnist: split must be one of {tuple(SPLITS)}, got {split!r}")
     arrays = []
     for part in ("images-idx3", "labels-idx1"):
         relpath = f"{kind}/{SPLITS[split]}-{part}-ubyte.gz"
@@ -98,7 +98,7 @@ def load_mnist(
         or images.shape[1:] != (28, 28)
         or labels.shape != images.shape[:1]
     ):
-        raise ValueError(
+        raise DataFormatError(
             f"load_mnist({kind!r}, {split!r}): images {images.dtype}{images.shape} and labels "
             f"{labels.dtype}{labels.shape} are not uint8 (N, 28, 28) / (N,)"
         )

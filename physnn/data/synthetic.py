@@ -13,6 +13,7 @@ from functools import cache
 import numpy as np
 
 from physnn.data.vowels import PHYLL_VOWELS
+from physnn.errors import ConfigurationError
 
 # Per group and vowel: (means, SDs) in Hz of the 13 features of STAT_COLUMNS, each over the
 # tokens where that value was measured (non-zero), SD with ddof=1. Computed once from
@@ -153,12 +154,12 @@ def _sample_tokens(rng: np.random.Generator, group: str, vowel: str, n: int) -> 
 def _check(group_or_groups: Sequence[str], vowels: Sequence[str], n_per_class: int) -> None:
     bad = [g for g in group_or_groups if g not in HILLENBRAND_STATS]
     if bad or not group_or_groups:
-        raise ValueError(f"group must be among {tuple(HILLENBRAND_STATS)}, got {tuple(group_or_groups)}")
+        raise ConfigurationError(f"group must be among {tuple(HILLENBRAND_STATS)}, got {tuple(group_or_groups)}")
     bad = [v for v in vowels if v not in HILLENBRAND_STATS["m"]]
     if bad or not vowels:
-        raise ValueError(f"vowels must be among {tuple(HILLENBRAND_STATS['m'])}, got {tuple(vowels)}")
+        raise ConfigurationError(f"vowels must be among {tuple(HILLENBRAND_STATS['m'])}, got {tuple(vowels)}")
     if n_per_class < 1:
-        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+        raise ConfigurationError(f"n_per_class must be >= 1, got {n_per_class}")
 
 
 def synthesize_vowel_formants(
@@ -251,7 +252,7 @@ def synthesize_vowel_audio(
     """
     _check(groups, vowels, n_per_class)
     if duration <= 2 * RAMP_S or sample_rate <= 0:
-        raise ValueError(
+        raise ConfigurationError(
             f"need duration > {2 * RAMP_S} s and sample_rate > 0, got {duration} s, {sample_rate} Hz"
         )
     rng = np.random.default_rng(seed)

@@ -18,7 +18,7 @@ import numpy as np
 
 from physnn.data._paths import find_dir, find_file
 from physnn.data._registry import origin
-from physnn.errors import DataFormatError, DataNotFoundError
+from physnn.errors import ConfigurationError, DataFormatError, DataNotFoundError
 
 VOWELS = ("ae", "ah", "aw", "eh", "ei", "er", "ih", "iy", "oa", "oo", "uh", "uw")
 PHYLL_VOWELS = ("ae", "ah", "aw", "er", "ih", "iy", "uw")
@@ -79,7 +79,7 @@ class HillenbrandTable:
 def _check_choice(what: str, given: Sequence[str], allowed: Sequence[str]) -> None:
     bad = [g for g in given if g not in allowed]
     if bad or not given:
-        raise ValueError(f"{what} must be a non-empty choice from {tuple(allowed)}, got {tuple(given)}")
+        raise ConfigurationError(f"{what} must be a non-empty choice from {tuple(allowed)}, got {tuple(given)}")
 
 
 def load_hillenbrand_table(
@@ -96,7 +96,7 @@ def load_hillenbrand_table(
     then group m, w, b, g, then talker).
     """
     if file not in _COLUMNS:
-        raise ValueError(f"load_hillenbrand_table: file must be one of {tuple(_COLUMNS)}, got {file!r}")
+        raise ConfigurationError(f"load_hillenbrand_table: file must be one of {tuple(_COLUMNS)}, got {file!r}")
     path = find_file(f"hillenbrand1995/{file}", data_dir, verify_checksum=verify)
     columns = _COLUMNS[file]
     names, rows = [], []
@@ -143,9 +143,9 @@ def load_vowel_formants(
     _check_choice("vowels", vowels, VOWELS)
     _check_choice("groups", groups, GROUPS)
     if features not in FEATURE_SETS:
-        raise ValueError(f"features must be one of {tuple(FEATURE_SETS)}, got {features!r}")
+        raise ConfigurationError(f"features must be one of {tuple(FEATURE_SETS)}, got {features!r}")
     if subset not in (None, "phyll"):
-        raise ValueError(f"subset must be None or 'phyll', got {subset!r}")
+        raise ConfigurationError(f"subset must be None or 'phyll', got {subset!r}")
     table = load_hillenbrand_table(data_dir, verify=verify)
     formants = table.features[:, [table.columns.index(c) for c in FEATURE_SETS[features]]]
     keep = np.isin(table.talker_group, groups) & ~np.isnan(formants).any(axis=1)
@@ -197,7 +197,7 @@ def load_vowel_audio(
     _check_choice("vowels", vowels, VOWELS)
     _check_choice("groups", groups, AUDIO_GROUPS)
     if normalize not in ("energy", "peak", None):
-        raise ValueError(f"normalize must be 'energy', 'peak' or None, got {normalize!r}")
+        raise ConfigurationError(f"normalize must be 'energy', 'peak' or None, got {normalize!r}")
     folder = find_dir("hillenbrand1995/vowels", data_dir)
     import soundfile
     from scipy.signal import resample_poly

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..device import Device
 from ..errors import ConfigurationError
+from ._config import check_config
 
 ENTRY_POINT_GROUP = "physnn.devices"
 
@@ -54,11 +55,17 @@ def available() -> list[str]:
 
 
 def create(name: str, **config: Any) -> Device:
-    """Build the device registered as ``name`` with keyword ``config``."""
+    """Build the device registered as ``name`` with keyword ``config``.
+
+    An unknown keyword, a missing one, or a value whose type contradicts the factory's annotation
+    raises :class:`~physnn.errors.ConfigurationError` before the device is built.
+    """
     table = _table()
     if name not in table:
         raise ConfigurationError(f"no device named {name!r}; registered devices: {sorted(table)}")
-    device = _resolve(table[name])(**config)
+    factory = _resolve(table[name])
+    check_config(name, factory, config)
+    device = factory(**config)
     if not isinstance(device, Device):
         raise ConfigurationError(f"device {name!r} built a {type(device).__name__}, not a physnn.Device")
     return device

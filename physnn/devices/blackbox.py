@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..device import Device
+from ..errors import ConfigurationError
 
 
 class BlackBox(Device):
@@ -29,7 +30,7 @@ class BlackBox(Device):
                  seed: int | None = None) -> None:
         super().__init__(seed=seed)
         if noise_std < 0:
-            raise ValueError(f"BlackBox noise_std must be >= 0, got {noise_std}")
+            raise ConfigurationError(f"BlackBox noise_std must be >= 0, got {noise_std}")
         self.inner = inner
         self.name = f"blackbox({inner.name})"
         self._mirror(inner)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ...errors import ConfigurationError
+
 
 class _BasisEncoder(nn.Module):
     """``drive = amplitude * features @ basis``, basis (F, T) fixed."""
@@ -49,8 +51,8 @@ class ToneEncoder(_BasisEncoder):
             top = sample_rate / 5
             frequencies = [200.0 * (top / 200.0) ** (i / max(num_features - 1, 1)) for i in range(num_features)]
         if len(frequencies) != num_features or max(frequencies) >= sample_rate / 2:
-            raise ValueError(f"ToneEncoder needs {num_features} frequencies below Nyquist "
-                             f"({sample_rate / 2:g} Hz), got {list(frequencies)}")
+            raise ConfigurationError(f"ToneEncoder needs {num_features} frequencies below Nyquist "
+                                     f"({sample_rate / 2:g} Hz), got {list(frequencies)}")
         t = torch.arange(num_samples, dtype=torch.float64) / sample_rate
         k = torch.arange(num_features, dtype=torch.float64)
         phase = math.pi * k * (k - 1) / num_features
@@ -71,8 +73,9 @@ class TimeBinEncoder(_BasisEncoder):
     def __init__(self, num_features: int, *, num_samples: int, sample_rate: float = 44100.0,
                  carrier: float = 1000.0, amplitude: float = 0.5) -> None:
         if num_samples < num_features or carrier >= sample_rate / 2:
-            raise ValueError(f"TimeBinEncoder needs num_samples >= num_features ({num_samples} < {num_features}?) "
-                             f"and a carrier below Nyquist ({carrier:g} Hz vs {sample_rate / 2:g} Hz)")
+            raise ConfigurationError(f"TimeBinEncoder needs num_samples >= num_features ({num_samples} < "
+                                     f"{num_features}?) and a carrier below Nyquist ({carrier:g} Hz vs "
+                                     f"{sample_rate / 2:g} Hz)")
         t = torch.arange(num_samples, dtype=torch.float64)
         edges = torch.linspace(0, num_samples, num_features + 1, dtype=torch.float64)
         pos = (t[None, :] - edges[:-1, None]) / (edges[1:, None] - edges[:-1, None])
@@ -108,8 +111,9 @@ class BandEnergyReadout(nn.Module):
         matrix = ((freqs[:, None] >= edges_t[None, :-1]) & (freqs[:, None] < edges_t[None, 1:])).double()
         empty = (matrix.sum(0) == 0).nonzero().flatten().tolist()
         if empty:
-            raise ValueError(f"BandEnergyReadout: bands {empty} hold no FFT bin at T={num_samples}, "
-                             f"fs={sample_rate:g} Hz (bin spacing {sample_rate / num_samples:g} Hz); widen them")
+            raise ConfigurationError(f"BandEnergyReadout: bands {empty} hold no FFT bin at T={num_samples}, "
+                                     f"fs={sample_rate:g} Hz (bin spacing {sample_rate / num_samples:g} Hz); "
+                                     "widen them")
         self.register_buffer("band_matrix", (matrix / num_samples ** 2).float())
         self.log = bool(log)
 
@@ -126,7 +130,7 @@ class EnvelopeReadout(nn.Module):
     def __init__(self, num_bins: int) -> None:
         super().__init__()
         if num_bins < 1:
-            raise ValueError(f"EnvelopeReadout needs num_bins >= 1, got {num_bins}")
+            raise ConfigurationError(f"EnvelopeReadout needs num_bins >= 1, got {num_bins}")
         self.num_bins = int(num_bins)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:

@@ -122,4 +122,8 @@ def pedalboard_effect(effect: str = "Distortion", *, sample_rate: float = 44100.
     cls = getattr(pedalboard, effect, None)
     if not isinstance(cls, type) or not hasattr(cls, "process"):
         raise ConfigurationError(f"pedalboard has no effect {effect!r}")
-    return PedalboardEffect(cls(**parameters), sample_rate=sample_rate, num_samples=num_samples, seed=seed)
+    try:
+        plugin = cls(**parameters)
+    except TypeError as exc:
+        raise ConfigurationError(f"pedalboard.{effect} refused the parameters {parameters}: {exc}") from exc
+    return PedalboardEffect(plugin, sample_rate=sample_rate, num_samples=num_samples, seed=seed)

@@ -74,6 +74,9 @@ class DrivenPlate(AudioDevice):
         super().__init__(sample_rate=sample_rate, num_samples=num_samples, backend=backend, seed=seed)
         if q_factor <= 0.5:
             raise ConfigurationError(f"DrivenPlate needs q_factor > 0.5 (underdamped modes), got {q_factor}")
+        if mode_frequencies is None and not (n_modes >= 1 and fundamental > 0 and aspect > 0):
+            raise ConfigurationError(f"DrivenPlate needs n_modes >= 1, fundamental > 0 Hz and aspect > 0; got "
+                                     f"n_modes={n_modes}, fundamental={fundamental}, aspect={aspect}")
         if mode_frequencies is None:
             modes = plate_modes(n_modes, fundamental, aspect)
             freqs = [f for f, _, _ in modes]

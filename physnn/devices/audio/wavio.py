@@ -11,6 +11,7 @@ files are written to a temporary name and moved into place only when complete.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import tempfile
@@ -23,15 +24,11 @@ import torch
 
 from ...cli import parse_settings
 from ...device import Device
-from ...errors import ConfigurationError, DataNotFoundError, InputError, PhysnnError
-from .._registry import create
+from ...errors import ClippingError, ConfigurationError, DataNotFoundError, InputError, PhysnnError
+from .._registry import create, factory_of
 
 #: Peak that ``normalize`` scales the output to, dB re full scale.
 NORMALIZE_PEAK_DB = -1.0
-
-
-class ClippingError(PhysnnError, ValueError):
-    """Audio to be written exceeds full scale: a PCM file would clip it."""
 
 
 def read_wav(path: str, *, full_scale: float = 1.0) -> tuple[np.ndarray, int, str]:
@@ -116,12 +113,10 @@ def process_file(input_path: str, output_path: str, device: str | Device, *,
     """
     audio, rate, in_subtype = read_wav(input_path, full_scale=full_scale)
     if isinstance(device, str):
-        name = device
-        try:
-            device = create(name, sample_rate=rate, num_samples=audio.shape[1], **dict(options or {}))
-        except TypeError as exc:
-            raise ConfigurationError(f"device {name!r} cannot be built as an audio device at {rate} Hz with "
-                                     f"options {dict(options or {})}: {exc}") from exc
+        if "sample_rate" not in inspect.signature(factory_of(device)).parameters:
+            raise ConfigurationError(f"device {device!r} cannot be built as an audio device: it has no sample_rate "
+                                     "setting")
+        device = create(device, sample_rate=rate, num_samples=audio.shape[1], **dict(options or {}))
     elif options:
         raise ConfigurationError("options apply only when the device is given by name")
     out = process_audio(device, audio, rate, controls)

@@ -24,6 +24,7 @@ samples counts B circuits) and ``counter.shots``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ import pennylane as qml
 import torch
 
 from ...device import CallCounter, Control, Device
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, GradientRouteError
 from . import ansatz as _ansatz
 from . import encodings as _enc
 from ._compile import CompiledCircuit
@@ -79,7 +80,9 @@ class QuantumCircuit(Device):
             ``"lightning.qubit"``, a plugin's such as ``"qiskit.aer"``).
         backend_options: extra keyword arguments for ``qml.device`` (e.g. a
             plugin's ``backend=`` or credentials).
-        shots: measurement shots per circuit; ``None`` for exact expectations.
+        shots: measurement shots per circuit; ``None`` for exact expectations, unless the
+            backend samples anyway (``qiskit.aer`` samples 1024 shots): then ``shots`` and
+            ``stochastic`` report the shots it really uses.
         diff_method: ``"auto"`` (see the module table), ``"compiled"``,
             ``"backprop"``, ``"adjoint"`` or ``"parameter-shift"``.
         noise: channel -> probability (``"depolarizing"``, ``"amplitude_damping"``,
@@ -106,6 +109,7 @@ class QuantumCircuit(Device):
         self.counter = QuantumCallCounter()
         measurement = measurement or ("observable" if encoding == "observable" else "expval_z")
         self._validate(encoding, ansatz, layers, measurement, rotation, shots, diff_method, noise)
+        self.shots = self._sampled_shots()
         self.encoding, self.ansatz, self.layers, self.rotation = encoding, ansatz, int(layers), rotation
         self.measurement, self.noise = measurement, dict(noise or {})
         limit = _enc.max_features(encoding, self.n_qubits)
@@ -161,11 +165,30 @@ class QuantumCircuit(Device):
                                      "with shots use 'parameter-shift'")
         return diff_method
 
-    def _make_device(self) -> Any:
+    def _make_device(self, sampled: bool = True) -> Any:
         options = dict(self.backend_options)
-        if self.shots is not None:
+        if sampled and self.shots is not None:
             options.setdefault("seed", int(torch.randint(2 ** 31 - 1, (1,), generator=self.generator)))
-        return qml.device(self.backend, wires=self.n_qubits, **options)
+        try:
+            return qml.device(self.backend, wires=self.n_qubits, **options)
+        except (qml.exceptions.DeviceError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{self._label()}: PennyLane cannot build backend={self.backend!r} with "
+                                     f"backend_options={self.backend_options}: {exc}") from exc
+
+    def _sampled_shots(self) -> int | None:
+        """The shots the backend really samples per circuit.
+
+        ``self.shots`` when given; else what the backend substitutes for a tape that asks for
+        exact expectations (``qiskit.aer``'s ``aer_simulator`` samples 1024), else ``None``.
+        """
+        if self.shots is not None:
+            return self.shots
+        probe = qml.tape.QuantumScript([], [qml.expval(qml.Z(0))])
+        with warnings.catch_warnings():  # the plugin warns that it samples; the shots are reported instead
+            warnings.simplefilter("ignore", UserWarning)
+            tapes, _ = self._make_device(sampled=False).preprocess_transforms()([probe])
+        total = tapes[0].shots.total_shots
+        return None if total is None else int(total)
 
     def reseed(self, seed: int | None = None) -> None:
         """Restart the generator and, with shots, the PennyLane device's sampling from it."""
@@ -329,9 +352,9 @@ class _ParameterShift(torch.autograd.Function):
         for i in batched:
             op = tape.par_info[i]["op"]
             if getattr(op, "parameter_frequencies", None) != [(1.0,)]:
-                raise NotImplementedError(f"{circuit._label()}: parameter shift of a broadcast input through "
-                                          f"{op.name} is not supported; input gradients on this route need the "
-                                          "angle encoding (or detach the input)")
+                raise GradientRouteError(f"{circuit._label()}: parameter shift of a broadcast input through "
+                                         f"{op.name} is not supported; input gradients on this route need the "
+                                         "angle encoding (or detach the input)")
             value = np.asarray(parameters[i])
             tapes += [tape.bind_new_parameters([value + s], [i]) for s in (math.pi / 2, -math.pi / 2)]
         results = circuit.run_tapes(tapes)

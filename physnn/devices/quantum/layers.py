@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...errors import ConfigurationError
 from .paulis import complex_dtype, pauli_combination
 
 
@@ -79,7 +80,7 @@ class FlippedQuanv2d(nn.Module):
                  padding: int = 0, *, complex_weights: bool = False) -> None:
         super().__init__()
         if kernel_size < 1:
-            raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
+            raise ConfigurationError(f"FlippedQuanv2d: kernel_size must be >= 1, got {kernel_size}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
         self.n_qubits = max(1, math.ceil(math.log2(kernel_size)))
@@ -94,8 +95,8 @@ class FlippedQuanv2d(nn.Module):
         k, s, p = conv.kernel_size, conv.stride, conv.padding
         if len({*k}) != 1 or len({*s}) != 1 or isinstance(p, str) or len({*p}) != 1 or conv.groups != 1 \
                 or conv.dilation != (1, 1):
-            raise ValueError(f"FlippedQuanv2d replaces square, ungrouped, undilated convolutions with equal "
-                             f"stride and padding; got {conv}")
+            raise ConfigurationError(f"FlippedQuanv2d replaces square, ungrouped, undilated convolutions with equal "
+                                     f"stride and padding; got {conv}")
         return cls(conv.in_channels, conv.out_channels, k[0], s[0], p[0], complex_weights=complex_weights)
 
     def states(self) -> torch.Tensor:
@@ -127,7 +128,8 @@ class FlippedQuanv2d(nn.Module):
         from .circuit import QuantumCircuit
 
         if self.weight_imag is not None:
-            raise ValueError("complex_weights=True makes the states non-normalized: no circuit prepares them")
+            raise ConfigurationError("FlippedQuanv2d.to_circuit: complex_weights=True makes the states "
+                                     "non-normalized: no circuit prepares them")
         device = QuantumCircuit(self.n_qubits, encoding="observable", ansatz="special_unitary", layers=1,
                                 backend=backend, shots=shots, diff_method=diff_method, seed=seed)
         return device, {"weights": self.weight[out_channel, in_channel].detach().reshape(1, -1)}
@@ -275,12 +277,12 @@ class DataReUploadingLinear(nn.Module):
                  method: str = "eigh", complex_weights: bool = False) -> None:
         super().__init__()
         if 4 ** n_qubits < in_features or 2 ** n_qubits < out_features:
-            raise ValueError(f"{n_qubits} qubits hold at most 4**q = {4 ** n_qubits} inputs and 2**q = "
-                             f"{2 ** n_qubits} outputs; got {in_features} -> {out_features}")
+            raise ConfigurationError(f"DataReUploadingLinear: {n_qubits} qubits hold at most 4**q = {4 ** n_qubits} "
+                                     f"inputs and 2**q = {2 ** n_qubits} outputs; got {in_features} -> {out_features}")
         if method not in ("eigh", "dense"):
-            raise ValueError(f"method must be 'eigh' or 'dense', got {method!r}")
+            raise ConfigurationError(f"DataReUploadingLinear: method must be 'eigh' or 'dense', got {method!r}")
         if repetitions < 1:
-            raise ValueError(f"repetitions must be >= 1, got {repetitions}")
+            raise ConfigurationError(f"DataReUploadingLinear: repetitions must be >= 1, got {repetitions}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.n_qubits, self.repetitions, self.method = int(n_qubits), int(repetitions), method
         self.weight = nn.Parameter(torch.randn(repetitions, 4 ** n_qubits - 1))

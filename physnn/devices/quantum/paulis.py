@@ -19,6 +19,8 @@ import itertools
 
 import torch
 
+from ...errors import ConfigurationError, InputError
+
 _PAULI_BITS = {"I": (0, 0), "X": (1, 0), "Y": (1, 1), "Z": (0, 1)}
 _PAULI_MATRICES = {
     "I": ((1, 0), (0, 1)),
@@ -36,7 +38,7 @@ def complex_dtype(dtype: torch.dtype) -> torch.dtype:
 def pauli_strings(n_qubits: int) -> list[str]:
     """The ``4**n - 1`` non-identity Pauli strings on ``n_qubits`` qubits, in ``qml.SpecialUnitary`` order."""
     if n_qubits < 1:
-        raise ValueError(f"n_qubits must be >= 1, got {n_qubits}")
+        raise ConfigurationError(f"pauli_strings: n_qubits must be >= 1, got {n_qubits}")
     return ["".join(s) for s in itertools.product("IXYZ", repeat=n_qubits)][1:]
 
 
@@ -87,7 +89,8 @@ def pauli_combination(theta: torch.Tensor, n_qubits: int) -> torch.Tensor:
     """
     dim = 2 ** n_qubits
     if theta.shape[-1] != dim * dim - 1:
-        raise ValueError(f"theta must end in 4**{n_qubits} - 1 = {dim * dim - 1} coefficients, got {theta.shape[-1]}")
+        raise InputError(f"pauli_combination: theta must end in 4**{n_qubits} - 1 = {dim * dim - 1} coefficients, "
+                         f"got shape {tuple(theta.shape)}")
     slot, phase, hadamard, entry = _tables(n_qubits)
     cdtype = complex_dtype(theta.dtype)
     full = torch.cat([torch.zeros_like(theta[..., :1]), theta], dim=-1).to(cdtype) * phase.to(theta.device, cdtype)
