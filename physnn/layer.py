@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ from torch import nn
 from . import _reparam
 from ._routes import SPSARoute, TwinRoute
 from .device import ALL_ROUTES, ROUTES_FOR_BLACK_BOX, Device
-from .errors import ConfigurationError, GradientRouteError
+from .errors import ConfigurationError, GradientRouteError, InputError
 
 
 class PhysicalLayer(nn.Module):
@@ -134,9 +135,31 @@ class PhysicalLayer(nn.Module):
         return {k: v.to(dtype=x.dtype, device=x.device) for k, v in self.control_values().items()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, *encoder in) -> (B, *readout out); x must have the dtype of the encoder's parameters.
+
+        Raises:
+            InputError: x is not a tensor, or its dtype (or the device output's) differs from the
+                floating dtype of the encoder's (readout's) parameters; nothing is cast silently.
+        """
+        self._check_dtype("encoder", self.encoder, x, "input x")
         h = self.encoder(x) if self.encoder is not None else x
         y = self.physical_forward(h)
+        self._check_dtype("readout", self.readout, y, "device output (it keeps the drive's dtype)")
         return self.readout(y) if self.readout is not None else y
+
+    def _check_dtype(self, part: str, module: nn.Module | None, t: Any, what: str) -> None:
+        """Raise InputError unless ``t`` has the floating dtype of ``module``'s first floating parameter/buffer."""
+        if module is None:
+            return
+        if not isinstance(t, torch.Tensor):
+            raise InputError(f"PhysicalLayer({self.device._label()}): {what} must be a torch.Tensor, "
+                             f"got {type(t).__name__}")
+        tensors = itertools.chain(module.parameters(), module.buffers())
+        want = next((p.dtype for p in tensors if p.is_floating_point()), None)
+        if want is not None and t.dtype != want:
+            raise InputError(f"PhysicalLayer({self.device._label()}): {what} has dtype {t.dtype} but the {part} "
+                             f"({type(module).__name__}) expects {want}; convert the batch with .to({want}) or "
+                             f"the layer with .to({t.dtype})")
 
     def physical_forward(self, h: torch.Tensor) -> torch.Tensor:
         """The device step alone, through the current route."""

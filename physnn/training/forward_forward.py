@@ -9,7 +9,9 @@ digital linear map. Every block learns alone, from a local contrastive loss:
 
 * a *positive* sample is the input with its correct label overlaid (the first
   ``C`` entries zeroed, entry ``y`` set to the sample's ``max |x|``), a
-  *negative* one carries a random wrong label;
+  *negative* one carries a random wrong label; the first ``C`` entries must be
+  room for the label (zeros), or the overlay overwrites content (see
+  ``overwrite_inputs``);
 * goodness ``g`` of a block's output ``o`` (B, width) is ``cos(|o|, p)`` with a
   fixed random unit vector ``p`` per block (PhyLL), or Hinton's mean of squares
   ``mean(o**2)`` compared with a ``threshold``;
@@ -25,13 +27,14 @@ digital linear map. Every block learns alone, from a local contrastive loss:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, InputError
 from .methods import Method
 from .models import PhysicalBlock, physical_layers
 
@@ -55,6 +58,12 @@ class ForwardForward(Method):
         lr, weight_decay: Adam settings of each block's linear map.
         normalize: L2-normalize block outputs before the next block.
         seed: seeds the goodness directions and the negative labels.
+        overwrite_inputs: what to do when the first ``C`` entries of an input hold content
+            (non-zero values) that the label overlay would destroy. ``False``: refuse with
+            :class:`~physnn.errors.InputError`; ``True``: overwrite them, a deliberate choice (PhyLL
+            on data whose first entries carry little); ``None`` (default, for compatibility):
+            overwrite and warn once (``UserWarning``). To keep all content, prepend ``C`` zero
+            columns (``torch.nn.functional.pad(x, (C, 0))``) and build the first device for them.
     """
 
     name = "forward-forward"
@@ -62,7 +71,7 @@ class ForwardForward(Method):
 
     def __init__(self, model: nn.Sequential, *, n_classes: int, goodness: str = "cosine", theta: float = 4.0,
                  threshold: float = 2.0, inner_steps: int = 10, lr: float = 5e-4, weight_decay: float = 0.0,
-                 normalize: bool = True, seed: int = 0) -> None:
+                 normalize: bool = True, seed: int = 0, overwrite_inputs: bool | None = None) -> None:
         super().__init__()
         blocks = list(model) if isinstance(model, nn.Sequential) else []
         if not blocks or not all(isinstance(b, PhysicalBlock) for b in blocks):
@@ -76,6 +85,7 @@ class ForwardForward(Method):
         self.model, self.n_classes = model, int(n_classes)
         self.goodness_kind, self.theta, self.threshold = goodness, float(theta), float(threshold)
         self.inner_steps, self.normalize = int(inner_steps), bool(normalize)
+        self.overwrite_inputs, self._warned = overwrite_inputs, False
         for layer in physical_layers(model):
             layer.route = "none"
         self.generator = torch.Generator().manual_seed(seed)
@@ -91,10 +101,28 @@ class ForwardForward(Method):
             raise ConfigurationError(f"ForwardForward overlays {self.n_classes} labels on the first entries of "
                                      f"flat inputs (B, d >= {self.n_classes}); got shape {tuple(x.shape)} "
                                      "(prepend zeros to make room, as PhyLL does)")
+        self._check_room(x)
         out = x.clone()
         out[:, :self.n_classes] = 0
         out[torch.arange(len(x)), labels] = x.abs().amax(dim=1)
         return out
+
+    def _check_room(self, x: torch.Tensor) -> None:
+        """Refuse or flag inputs whose first ``C`` entries hold content (see ``overwrite_inputs``)."""
+        if self.overwrite_inputs or (self.overwrite_inputs is None and self._warned):
+            return
+        held = (x[:, :self.n_classes] != 0).any(dim=1)
+        if not bool(held.any()):
+            return
+        c = self.n_classes
+        message = (f"ForwardForward overlays the label on entries 0..{c - 1} of each input, but {int(held.sum())} of "
+                   f"{len(x)} samples hold content there (max |x| = {float(x[:, :c].abs().max()):.4g}), which the "
+                   f"overlay overwrites. Prepend {c} zero columns (torch.nn.functional.pad(x, ({c}, 0))) and build "
+                   f"the first device for them, or pass overwrite_inputs=True to overwrite on purpose.")
+        if self.overwrite_inputs is False:
+            raise InputError(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
+        self._warned = True
 
     def wrong_labels(self, y: torch.Tensor) -> torch.Tensor:
         """A uniformly random wrong label per sample, from the method's generator."""

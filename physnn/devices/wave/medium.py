@@ -220,8 +220,38 @@ class WaveMedium2D(Device):
         elif backend == "numba" and x.device.type != "cpu":
             raise ConfigurationError(f"backend='numba' runs on the CPU only, got inputs on {x.device}; "
                                      "use backend='auto' or 'torch'")
-        return solve(x3, cl, q, sat, self.layout, dt=self.dt, h=self.h, sat_uth=self.sat_uth, backend=backend,
-                     checkpoint_every=self.checkpoint_every, snapshot_every=snapshot_every)
+        solution = solve(x3, cl, q, sat, self.layout, dt=self.dt, h=self.h, sat_uth=self.sat_uth, backend=backend,
+                         checkpoint_every=self.checkpoint_every, snapshot_every=snapshot_every)
+        if self.c_nl != 0:
+            self._check_kerr(x3, cl, q, solution.intensity)
+        return solution
+
+    def kerr_field_limit(self, cl: torch.Tensor, q: torch.Tensor) -> tuple[float, float]:
+        """``(|u|, c_lin)``: the smallest field amplitude at which the Kerr speed ``c = c_lin + q u^2``
+        (``q = c_nl rho~``, m/s per field^2) reaches zero (``c_nl < 0``) or the CFL limit
+        ``h / (dt sqrt 2)`` (``c_nl > 0``), and the linear speed (m/s) of the cell where that happens."""
+        cfl = self.h / (self.dt * math.sqrt(2))
+        room = cl if self.c_nl < 0 else cfl - cl  # m/s the Kerr term may take or add
+        u2 = torch.where(q != 0, room / q.abs(), torch.full_like(cl, math.inf))
+        k = int(u2.argmin())
+        return math.sqrt(float(u2.flatten()[k])), float(cl.flatten()[k])
+
+    def _check_kerr(self, x: torch.Tensor, cl: torch.Tensor, q: torch.Tensor, intensity: torch.Tensor) -> None:
+        """Raise StabilityError when a Kerr run blew up (its intensity is not finite)."""
+        bad = ~torch.isfinite(intensity).all(-1)
+        if not bool(bad.any()):
+            return
+        u, c = self.kerr_field_limit(cl.detach(), q.detach())
+        rows = bad.nonzero().flatten().tolist()
+        peak = float(x.detach()[bad].abs().max())
+        what = (f"the speed crosses zero (c_lin = {c:g} m/s there) and then grows past the CFL limit"
+                if self.c_nl < 0 else f"the speed grows from c_lin = {c:g} m/s past the CFL limit "
+                                      f"{self.h / (self.dt * math.sqrt(2)):g} m/s")
+        raise StabilityError(
+            f"{self._label()}: the Kerr term c = c_lin + c_nl rho~ u^2 with c_nl = {self.c_nl:g} m/s per field^2 "
+            f"blew up the simulation of sample(s) {rows[:10]}: once the field exceeds |u| = {u:.4g}, {what}. "
+            f"Their drive peaks at |x| = {peak:.4g}; lower the drive amplitude (the field scales with it) "
+            f"or |c_nl|.")
 
     def extra_repr(self) -> str:
         return (f"shape={self.shape}, n_steps={self.n_steps}, h={self.h:g}, dt={self.dt:g}, c0={self.c0:g}, "
