@@ -1,9 +1,14 @@
 """DevicePool: results equal serial evaluation; dead workers are replaced and their work redone."""
 
 import functools
+import json
 import logging
 import os
+import subprocess
 import sys
+import time
+import traceback
+import uuid
 
 import numpy as np
 import pytest
@@ -12,7 +17,7 @@ import torch
 from physnn import PhysicalLayer
 from physnn.devices import BlackBox, ReferenceDevice
 from physnn.devices.adapters import CallableDevice, DeviceTimeoutError
-from physnn.errors import ConfigurationError, DeviceOutputError
+from physnn.errors import ConfigurationError, DeviceBusyError, DeviceOutputError
 from physnn.parallel import DevicePool
 from physnn.testing import check_device
 
@@ -105,6 +110,128 @@ def test_pool_configuration_errors_are_clear():
         DevicePool(ReferenceDevice(2), backend="mpi")
 
 
+# ------------------------------------------------- a pool never hangs; start-up failures are reported at once
+def napper(hang_s: float) -> CallableDevice:
+    """tanh; a batch holding a value above 0.5 hangs for ``hang_s`` seconds first (an instrument that never answers)."""
+    return CallableDevice(functools.partial(nap, hang_s=hang_s), (4,), (4,), backend="numpy", name="napper")
+
+
+def nap(x: np.ndarray, *, hang_s: float) -> np.ndarray:
+    if x.max() > 0.5:
+        time.sleep(hang_s)
+    return np.tanh(x)
+
+
+HANG_SCRIPT = """
+import functools, json, sys, time
+import torch
+sys.path.insert(0, {tests!r})
+from test_parallel import napper
+from physnn.errors import DeviceTimeoutError
+from physnn.parallel import DevicePool
+
+pool = DevicePool(functools.partial(napper, 600.0), workers=2, backend={backend!r}, timeout_s=1.0)
+x = torch.linspace(-1, 1, 8).reshape(2, 4)  # worker 1's chunk hangs for 10 minutes
+start = time.monotonic()
+try:
+    pool(x)
+except DeviceTimeoutError:
+    timed_out = time.monotonic() - start
+calm = torch.linspace(-1, 0.5, 8).reshape(2, 4)
+again = bool(torch.allclose(pool(calm), torch.tanh(calm)))  # worker 1 rebuilt from its factory
+start = time.monotonic()
+pool.close()
+print(json.dumps({{"timed_out_s": timed_out, "again": again, "close_s": time.monotonic() - start}}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["thread", pytest.param("process", marks=pytest.mark.slow)])  # 3 spawns
+def test_after_a_timeout_the_pool_recovers_closes_at_once_and_the_interpreter_exits(backend):
+    script = HANG_SCRIPT.format(tests=os.path.dirname(__file__), backend=backend)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)  # hang: 600 s
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert 1.0 <= report["timed_out_s"] < 2.0 and report["again"]
+    assert report["close_s"] < 1.0 + 2.0  # within timeout_s + 2 s
+
+
+class FactoryFailed(RuntimeError):
+    """A start-up error of the tests' own type."""
+
+
+def unreachable(attempts: str) -> CallableDevice:
+    open(os.path.join(attempts, uuid.uuid4().hex), "x").close()
+    raise FactoryFailed("no instrument answers at TCPIP::10.0.0.9::INSTR")
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_a_worker_that_fails_to_start_reports_the_original_error_at_once(backend, tmp_path):
+    with pytest.raises(FactoryFailed, match="no instrument answers at TCPIP::10.0.0.9::INSTR") as caught:
+        DevicePool(functools.partial(unreachable, str(tmp_path)), workers=2, backend=backend, max_restarts=3)
+    assert len(list(tmp_path.iterdir())) == 1  # worker 0 tried once; never retried, worker 1 never tried
+    trace = "".join(traceback.format_exception(caught.value))
+    assert "in unreachable" in trace and "raise FactoryFailed" in trace  # the worker's traceback comes along
+
+
+def test_start_up_has_its_own_limit_and_a_slow_start_is_not_a_call_timeout():
+    slow_start = functools.partial(napper_after, 1.5)
+    with DevicePool(slow_start, workers=2, timeout_s=0.5) as pool:  # 1.5 s to build, 0.5 s per call
+        torch.testing.assert_close(pool(X), torch.tanh(X))
+    with pytest.raises(DeviceTimeoutError, match=r"worker 0 did not build its device within start_timeout_s=0.2"):
+        DevicePool(slow_start, workers=2, start_timeout_s=0.2)
+
+
+def napper_after(build_s: float) -> CallableDevice:
+    time.sleep(build_s)
+    return napper(0.0)
+
+
+# ------------------------------------------------- one exclusive instrument is never fanned out to several workers
+class Bench(ReferenceDevice):
+    """A ReferenceDevice wired to a bench at ``address``: exclusive; each build leaves a file in ``builds``."""
+
+    def __init__(self, address: str, builds: str, lock: bool = False) -> None:
+        super().__init__(4)
+        self.address, self.lock = address, os.path.join(builds, f"{address}.lock") if lock else ""
+        if self.lock:
+            try:
+                open(self.lock, "x").close()
+            except FileExistsError:
+                raise DeviceBusyError(f"{address} is held by another session") from None
+        open(os.path.join(builds, f"{address}-{uuid.uuid4().hex}.built"), "x").close()
+
+    def exclusive_resources(self) -> tuple[str, ...]:
+        return () if self.lock else (self.address,)
+
+    def close(self) -> None:
+        if self.lock and os.path.exists(self.lock):
+            os.remove(self.lock)
+
+
+@pytest.mark.parametrize("backend", ["thread", pytest.param("process", marks=pytest.mark.slow)])  # 9 spawns
+def test_one_exclusive_instrument_is_never_fanned_out(backend, tmp_path):
+    builds = str(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"exclusive resource 'bench-a' out to workers \[0, 1, 2\]"):
+        DevicePool(functools.partial(Bench, "bench-a", builds), workers=3, backend=backend)
+    assert len(list(tmp_path.glob("bench-a-*.built"))) == 1  # refused after building worker 0 alone
+    twins = [functools.partial(Bench, "bench-b", builds), functools.partial(Bench, "bench-b", builds)]
+    with pytest.raises(ConfigurationError, match=r"exclusive resource 'bench-b' out to workers \[0, 1\]"):
+        DevicePool(twins, backend=backend)
+    locked = [functools.partial(Bench, "bench-c", builds, lock=True)] * 2  # busy at start-up, declares nothing
+    with pytest.raises(ConfigurationError, match=r"bench-c is held by another session.*one factory per instrument"):
+        DevicePool(locked, backend=backend)
+    assert not (tmp_path / "bench-c.lock").exists()  # worker 0's session was closed again
+    benches = [functools.partial(Bench, name, builds) for name in ("bench-d", "bench-e")]
+    with DevicePool(benches, backend=backend, chunk_size=3) as pool:
+        assert pool.exclusive_resources() == ("bench-d", "bench-e")
+        torch.testing.assert_close(pool(X, CONTROLS), ReferenceDevice(4)(X, CONTROLS))
+
+
+def test_a_busy_instrument_of_a_one_worker_pool_stays_a_device_busy_error(tmp_path):
+    with Bench("bench-f", str(tmp_path), lock=True), pytest.raises(DeviceBusyError, match="bench-f is held"):
+        DevicePool(functools.partial(Bench, "bench-f", str(tmp_path), lock=True), workers=1)
+
+
 # ------------------------------------------------------------------------ Ray
 @pytest.fixture(scope="module")
 def ray_local():
@@ -134,4 +261,16 @@ def test_ray_pool_equals_serial_with_a_worker_pinned_by_custom_resource(ray_loca
 
 def test_ray_worker_needing_a_resource_no_node_has_times_out_clearly(ray_local):
     with pytest.raises(DeviceTimeoutError, match="custom resources no node offers"):
-        DevicePool(fragile, workers=1, backend="ray", resources=[{"scope_b": 1}], timeout_s=2)
+        DevicePool(fragile, workers=1, backend="ray", resources=[{"scope_b": 1}], start_timeout_s=2)
+
+
+def test_ray_pool_after_a_timeout_kills_the_busy_actor_and_closes_at_once(ray_local):
+    pool = DevicePool(functools.partial(napper, 600.0), workers=2, backend="ray", cpus_per_worker=0.25, timeout_s=2)
+    x = torch.linspace(-1, 1, 8).reshape(2, 4)  # worker 1's chunk hangs for 10 minutes
+    with pytest.raises(DeviceTimeoutError, match="timeout_s=2"):
+        pool(x)
+    calm = x.clamp(max=0.5)
+    torch.testing.assert_close(pool(calm), torch.tanh(calm))  # worker 1 rebuilt
+    start = time.monotonic()
+    pool.close()
+    assert time.monotonic() - start < 2 + 2
