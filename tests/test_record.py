@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -19,7 +20,14 @@ from physnn.device import Control
 from physnn.devices import BlackBox, Recorded, ReferenceDevice, ReplayDevice, recording
 from physnn.devices.adapters import CallableDevice
 from physnn.devices.measured import MeasuredDevice
-from physnn.errors import ConfigurationError, DeviceConnectionError, DeviceOutputError, RecordError, ReplayMissError
+from physnn.errors import (
+    ConfigurationError,
+    DeviceConnectionError,
+    DeviceOutputError,
+    InputError,
+    RecordError,
+    ReplayMissError,
+)
 from physnn.training import CalibratedTwin, NeuralTwin, fit_twin
 
 
@@ -105,6 +113,24 @@ def test_failed_calls_are_recorded_and_reraised(tmp_path):
     failed = sqlite3.connect(path).execute("SELECT x, y FROM calls WHERE error_type IS NOT NULL").fetchall()
     assert [np.frombuffer(r[0], "<f4").tolist() for r in failed] == [[1.25, 0.5], [2.25, 1.5]]
     assert all(r[1] is None for r in failed)
+
+
+def test_inner_checks_still_run_when_the_inner_interface_changed(tmp_path):
+    inner = _lens()
+    device = Recorded(inner, tmp_path / "bounds.sqlite")
+    inner.input_bounds = (-0.5, 0.5)  # narrowed after wrapping: the wrapper's own checks are stale
+    with pytest.raises(InputError, match=r"CallableDevice\('lens'\): input x must lie in the physical range \[-0.5"):
+        device(torch.full((1, 4), 0.8))
+    assert load_record(tmp_path / "bounds.sqlite").errors[0][0] == "InputError"
+
+
+def test_a_copied_recorder_appends_to_the_same_file(tmp_path):
+    path = tmp_path / "copied.sqlite"
+    device = Recorded(ReferenceDevice(2), path)
+    device(torch.zeros(1, 2))
+    twin = pickle.loads(pickle.dumps(device))
+    twin(torch.ones(1, 2))
+    assert torch.equal(load_record(path).inputs, torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
 
 
 def test_the_file_reads_with_plain_sqlite_per_the_documented_schema(tmp_path):

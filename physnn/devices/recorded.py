@@ -79,12 +79,16 @@ class Recorded(Device):
 
     def _drive(self, x: torch.Tensor, controls: dict[str, torch.Tensor]) -> torch.Tensor:
         """``inner(x, controls)``; its input and control checks are skipped where they are exactly the ones this
-        wrapper just ran (same interface, base-class validation, no hooks): half the validation cost per call."""
+        wrapper just ran (same interface now, base-class validation, no hooks): half the validation cost per call."""
         inner = self.inner
-        if not _validates_as_base(inner):
+        if _interface(inner) != _interface(self) or not _validates_as_base(inner):
             return inner(x, controls)
         inner.counter.add(x.shape[0])
         return inner._check_output(inner._forward(x, controls), x)
+
+    def _check_output(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Already checked inside the recorded call (by the inner device), so that a bad output is recorded."""
+        return y
 
     def _device_id(self) -> int:
         """The record's id of the inner device's current identity, stored when first seen or changed."""
@@ -118,6 +122,12 @@ class Recorded(Device):
 
 
 _VALIDATION = ("forward", "__call__", "check_input", "check_controls", "_check_control", "_refuse_black_box_gradients")
+
+
+def _interface(device: Device) -> tuple:
+    """What validation depends on: shapes, controls, input bounds, per-sample controls, dtypes, differentiability."""
+    return (tuple(device.in_shape), tuple(device.out_shape), tuple(device.controls), device.input_bounds,
+            device.batched_controls, tuple(device.dtypes), device.differentiable)
 
 
 def _validates_as_base(device: Device) -> bool:
@@ -231,9 +241,9 @@ class ReplayDevice(Device):
         found, idx = self._index.take(rows)
         if not found.all():
             i = int(np.flatnonzero(~found)[0])
-            settings = {k: (v if v.dim() == len(self.control(k).shape) else v[i]).tolist() for k, v in controls.items()}
+            settings = {k: _brief(v if v.dim() == len(self.control(k).shape) else v[i]) for k, v in controls.items()}
             raise ReplayMissError(f"{self._label()}: record {self.path} never measured sample {i} of this batch "
-                                  f"(x={x[i].tolist()}, controls={settings}); "
+                                  f"(x={_brief(x[i])}, controls={settings}); "
                                   f"{int((~found).sum())} of {len(found)} samples unseen")
         return torch.from_numpy(self._index.outputs[idx]).to(device=x.device, dtype=x.dtype)
 
@@ -254,6 +264,12 @@ class ReplayDevice(Device):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "record": str(self.path), "label": self.label,
                 "distinct_samples": len(self._index.keys), "measurements": len(self._index.outputs)}
+
+
+def _brief(t: torch.Tensor, n: int = 8) -> str:
+    """The values of ``t``, the first ``n`` of them when it holds more."""
+    flat = t.detach().flatten().tolist()
+    return str(flat) if len(flat) <= n else f"{str(flat[:n])[:-1]}, ...] ({len(flat)} values)"
 
 
 def _control(spec: dict[str, Any]) -> Control:
