@@ -78,6 +78,17 @@ def test_round_trip_is_bit_exact_with_times_and_identity(tmp_path):
     assert raw[0] == "<f8" and np.array_equal(np.frombuffer(raw[1], "<f8"), y64.numpy().ravel())  # ...stored as sent
 
 
+class _Configured(ReferenceDevice):
+    def config(self) -> dict:
+        return {"name": "reference", "n": 2, "saturation": 1.0}
+
+
+def test_config_is_stored_where_the_device_has_one(tmp_path):
+    path = tmp_path / "config.sqlite"
+    Recorded(_Configured(2), path)(torch.zeros(1, 2))
+    assert next(iter(load_record(path).devices.values())).config == {"name": "reference", "n": 2, "saturation": 1.0}
+
+
 def test_gradients_flow_through_a_recorded_differentiable_device(tmp_path):
     bare, recorded = ReferenceDevice(3), Recorded(ReferenceDevice(3), tmp_path / "g.sqlite")
     x = torch.randn(4, 3, dtype=torch.float64, generator=_gen(), requires_grad=True)

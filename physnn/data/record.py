@@ -18,7 +18,8 @@ Schema (version 1)::
         -- one row per identity of a recorded device: a new row whenever its
         -- describe() changes (another instrument answered *IDN?). label: the
         -- recording's name for the device (e.g. the layer's module path).
-        -- describe, config (NULL when the device has none), interface: JSON.
+        -- describe, config (NULL when the device has no config(), {"unavailable":
+        -- reason} when it refused), interface: JSON.
         -- interface = {in_shape, out_shape, controls: [{name, shape, low, high,
         -- unit, default, doc}], input_bounds, batched_controls, differentiable,
         -- stochastic, dtypes}; an infinite bound is JSON null.

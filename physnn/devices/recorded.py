@@ -22,7 +22,7 @@ from torch import nn
 
 from ..data.record import RecordWriter, load_record, to_json
 from ..device import Control, Device
-from ..errors import RecordError, ReplayMissError
+from ..errors import PhysnnError, RecordError, ReplayMissError
 from ..layer import PhysicalLayer
 
 
@@ -148,14 +148,14 @@ def interface_of(device: Device) -> dict[str, Any]:
 
 
 def _config(device: Device) -> str | None:
-    """JSON of ``device.config()`` where the device has one."""
+    """JSON of ``device.config()`` where the device has one; ``{"unavailable": reason}`` where it refused."""
     config = getattr(device, "config", None)
     if not callable(config):
         return None
     try:
         return to_json(config())
-    except NotImplementedError:
-        return None
+    except (NotImplementedError, PhysnnError) as exc:
+        return to_json({"unavailable": f"{type(exc).__name__}: {exc}"})
 
 
 @contextlib.contextmanager
