@@ -5,8 +5,14 @@ import torch
 
 from physnn import Device
 from physnn.devices import ReferenceDevice
-from physnn.devices.adapters import DeviceTimeoutError, DeviceUnavailableError, InstrumentError, Retrying
-from physnn.errors import DeviceConnectionError
+from physnn.devices.adapters import (
+    CallableDevice,
+    DeviceTimeoutError,
+    DeviceUnavailableError,
+    InstrumentError,
+    Retrying,
+)
+from physnn.errors import DeviceBusyError, DeviceConnectionError
 from physnn.testing import check_device
 
 
@@ -96,3 +102,16 @@ def test_training_stops_at_a_device_that_stays_down_and_resumes_where_it_stopped
     for mine, theirs in zip(resumed.history, reference.history):
         assert mine["loss"] == pytest.approx(theirs["loss"], abs=1e-6)
         assert mine["train_accuracy"] == theirs["train_accuracy"]
+
+
+def test_a_busy_instrument_is_not_retried():
+    calls = []
+
+    def held(x):
+        calls.append(1)
+        raise DeviceBusyError("instrument at TCPIP::scope is held by lab2:4242:1")
+
+    device = Retrying(CallableDevice(held, (2,), (2,)), retries=3, backoff=0.0)
+    with pytest.raises(DeviceBusyError, match="held by lab2"):
+        device(torch.zeros(1, 2))
+    assert len(calls) == 1

@@ -8,7 +8,13 @@ import time
 import torch
 
 from ...device import Device
-from ...errors import ConfigurationError, DeviceConnectionError, DeviceOutputError, DeviceUnavailableError
+from ...errors import (
+    ConfigurationError,
+    DeviceBusyError,
+    DeviceConnectionError,
+    DeviceOutputError,
+    DeviceUnavailableError,
+)
 
 log = logging.getLogger("physnn.devices.adapters")
 
@@ -21,9 +27,11 @@ class Retrying(Device):
 
     Retried: :data:`TRANSIENT` failures (timeouts, dropped connections, NaN/Inf
     or wrongly shaped outputs, rejected recordings). Never retried: bad inputs
-    or controls (validated here, before the device is driven) and errors the
-    instrument itself reports. Adapters reopen a dropped session on their next
-    call, so a retry is also a reconnect. When every attempt failed, raises
+    or controls (validated here, before the device is driven), errors the
+    instrument itself reports, and an instrument held by another session
+    (:class:`~physnn.errors.DeviceBusyError`: give ``lock_wait_s`` to wait
+    for it). Adapters reopen a dropped session on their next call, so a retry
+    is also a reconnect. When every attempt failed, raises
     :class:`~physnn.errors.DeviceUnavailableError` naming the
     device, the attempts and the last failure; a training loop stops there,
     and resumes from its last checkpoint once the device is back.
@@ -55,6 +63,8 @@ class Retrying(Device):
         while True:
             try:
                 return self.inner(x, controls)
+            except DeviceBusyError:
+                raise
             except TRANSIENT as exc:
                 self.failures += 1
                 if attempt == self.retries:
