@@ -135,6 +135,8 @@ def test_qiskit_aer_without_shots_reports_the_shots_it_samples():
     exact = create("quantum-circuit", n_qubits=2, layers=1)
     assert exact.shots is None and not exact.stochastic
     assert (y - exact(x)).abs().max() < 5 / math.sqrt(1024)  # a 1024-shot estimate of the exact values
+    with pytest.raises(ConfigurationError, match="adjoint needs exact expectations, but qiskit.aer samples 1024"):
+        create("quantum-circuit", n_qubits=2, layers=1, backend="qiskit.aer", diff_method="adjoint")
 
 
 def test_unknown_quantum_backend_is_a_configuration_error():

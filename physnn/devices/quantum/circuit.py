@@ -161,13 +161,13 @@ class QuantumCircuit(Device):
             raise ConfigurationError(f"{self._label()}: diff_method='compiled' simulates default.qubit exactly "
                                      "(no shots, no noise); choose 'backprop' or 'parameter-shift'")
         if diff_method in ("backprop", "adjoint") and self.shots is not None:
-            raise ConfigurationError(f"{self._label()}: {diff_method} needs exact expectations (shots=None); "
-                                     "with shots use 'parameter-shift'")
+            raise ConfigurationError(f"{self._label()}: {diff_method} needs exact expectations, but {self.backend} "
+                                     f"samples {self.shots} shots per circuit; use 'parameter-shift'")
         return diff_method
 
-    def _make_device(self, sampled: bool = True) -> Any:
+    def _make_device(self) -> Any:
         options = dict(self.backend_options)
-        if sampled and self.shots is not None:
+        if self.shots is not None:
             options.setdefault("seed", int(torch.randint(2 ** 31 - 1, (1,), generator=self.generator)))
         try:
             return qml.device(self.backend, wires=self.n_qubits, **options)
@@ -186,7 +186,7 @@ class QuantumCircuit(Device):
         probe = qml.tape.QuantumScript([], [qml.expval(qml.Z(0))])
         with warnings.catch_warnings():  # the plugin warns that it samples; the shots are reported instead
             warnings.simplefilter("ignore", UserWarning)
-            tapes, _ = self._make_device(sampled=False).preprocess_transforms()([probe])
+            tapes, _ = self._make_device().preprocess_transforms()([probe])
         total = tapes[0].shots.total_shots
         return None if total is None else int(total)
 
