@@ -139,6 +139,14 @@ def test_qiskit_aer_without_shots_reports_the_shots_it_samples():
         create("quantum-circuit", n_qubits=2, layers=1, backend="qiskit.aer", diff_method="adjoint")
 
 
+def test_qiskit_aer_shot_sampling_follows_the_seed():
+    pytest.importorskip("pennylane_qiskit", reason="needs pennylane-qiskit")
+    x = torch.tensor([[0.3, 2.0], [1.5, -0.7]], dtype=torch.float64)
+    runs = [create("quantum-circuit", n_qubits=2, layers=1, backend="qiskit.aer", shots=200, seed=s)(x)
+            for s in (3, 3, 4)]
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+
+
 def test_unknown_quantum_backend_is_a_configuration_error():
     with pytest.raises(ConfigurationError, match="backend='no-such-backend'"):
         create("quantum-circuit", n_qubits=2, backend="no-such-backend")

@@ -42,6 +42,9 @@ from .paulis import pauli_coefficients, pauli_strings
 
 MEASUREMENTS = ("expval_z", "probs", "observable")
 DIFF_METHODS = ("auto", "compiled", "backprop", "adjoint", "parameter-shift")
+#: The ``qml.device`` option that seeds shot sampling, where a plugin does not take PennyLane's ``seed``
+#: (pennylane-qiskit passes ``seed`` on to Aer's run, which ignores it).
+SEED_OPTION = {"qiskit.aer": "seed_simulator"}
 
 
 @dataclass
@@ -168,7 +171,8 @@ class QuantumCircuit(Device):
     def _make_device(self) -> Any:
         options = dict(self.backend_options)
         if self.shots is not None:
-            options.setdefault("seed", int(torch.randint(2 ** 31 - 1, (1,), generator=self.generator)))
+            options.setdefault(SEED_OPTION.get(self.backend, "seed"),
+                               int(torch.randint(2 ** 31 - 1, (1,), generator=self.generator)))
         try:
             return qml.device(self.backend, wires=self.n_qubits, **options)
         except (qml.exceptions.DeviceError, TypeError, ValueError) as exc:
