@@ -257,8 +257,8 @@ class _Workers:
         for w, outcome in (self.start(ws) if ws else {}).items():
             if isinstance(outcome, BaseException):
                 raise DeviceUnavailableError(
-                    f"DevicePool worker {w} was stopped after a call timed out and could not be rebuilt from its "
-                    f"factory: {type(outcome).__name__}: {outcome}") from outcome
+                    f"DevicePool worker {w} was stopped (a call timed out, or it died) and could not be rebuilt from "
+                    f"its factory: {type(outcome).__name__}: {outcome}") from outcome
         return self._exchange(queues, timeout_s)
 
     def run(self, jobs: list[Job], timeout_s: float | None) -> list[torch.Tensor]:

@@ -17,7 +17,7 @@ import torch
 from physnn import PhysicalLayer
 from physnn.devices import BlackBox, ReferenceDevice
 from physnn.devices.adapters import CallableDevice, DeviceTimeoutError
-from physnn.errors import ConfigurationError, DeviceBusyError, DeviceOutputError
+from physnn.errors import ConfigurationError, DeviceBusyError, DeviceOutputError, DeviceUnavailableError
 from physnn.parallel import DevicePool
 from physnn.testing import check_device
 
@@ -188,17 +188,27 @@ def napper_after(build_s: float) -> CallableDevice:
 
 # ------------------------------------------------- one exclusive instrument is never fanned out to several workers
 class Bench(ReferenceDevice):
-    """A ReferenceDevice wired to a bench at ``address``: exclusive; each build leaves a file in ``builds``."""
+    """A ReferenceDevice wired to a bench at ``address``: exclusive; each build leaves a file in ``builds``.
 
-    def __init__(self, address: str, builds: str, lock: bool = False) -> None:
+    ``lock``: a second session gets DeviceBusyError (the bench declares no resource then); ``hang_s``: a drive
+    above 0.5 takes that long.
+    """
+
+    def __init__(self, address: str, builds: str, lock: bool = False, hang_s: float = 0.0) -> None:
         super().__init__(4)
-        self.address, self.lock = address, os.path.join(builds, f"{address}.lock") if lock else ""
+        self.address, self.hang_s = address, hang_s
+        self.lock = os.path.join(builds, f"{address}.lock") if lock else ""
         if self.lock:
             try:
                 open(self.lock, "x").close()
             except FileExistsError:
                 raise DeviceBusyError(f"{address} is held by another session") from None
         open(os.path.join(builds, f"{address}-{uuid.uuid4().hex}.built"), "x").close()
+
+    def _forward(self, x: torch.Tensor, controls: dict[str, torch.Tensor]) -> torch.Tensor:
+        if x.max() > 0.5:
+            time.sleep(self.hang_s)
+        return super()._forward(x, controls)
 
     def exclusive_resources(self) -> tuple[str, ...]:
         return () if self.lock else (self.address,)
@@ -225,6 +235,21 @@ def test_one_exclusive_instrument_is_never_fanned_out(backend, tmp_path):
     with DevicePool(benches, backend=backend, chunk_size=3) as pool:
         assert pool.exclusive_resources() == ("bench-d", "bench-e")
         torch.testing.assert_close(pool(X, CONTROLS), ReferenceDevice(4)(X, CONTROLS))
+
+
+def test_a_hung_session_that_still_holds_its_instrument_makes_its_worker_unavailable_until_it_returns(tmp_path):
+    lock = tmp_path / "bench-g.lock"
+    with DevicePool(functools.partial(Bench, "bench-g", str(tmp_path), lock=True, hang_s=2.0), workers=1,
+                    timeout_s=0.5) as pool:
+        with pytest.raises(DeviceTimeoutError):
+            pool(torch.full((2, 4), 0.9))
+        with pytest.raises(DeviceUnavailableError, match="could not be rebuilt.*bench-g is held") as caught:
+            pool(X)
+        assert isinstance(caught.value.__cause__, DeviceBusyError)
+        deadline = time.monotonic() + 10
+        while lock.exists() and time.monotonic() < deadline:  # the abandoned thread closes its session once the
+            time.sleep(0.05)                                   # hung call returns (after 2 s)
+        torch.testing.assert_close(pool(X / 2), ReferenceDevice(4)(X / 2))  # then the worker is rebuilt
 
 
 def test_a_busy_instrument_of_a_one_worker_pool_stays_a_device_busy_error(tmp_path):
