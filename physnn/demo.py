@@ -40,6 +40,7 @@ from torch import nn
 from .data import synthesize_vowel_formants
 from .device import Device
 from .devices import BlackBox, CoupledPendula
+from .errors import ConfigurationError
 from .layer import PhysicalLayer
 from .training import Backprop, Method, PhysicsAware, ZerothOrder, fit
 
@@ -108,6 +109,8 @@ def run_demo(out: str | Path = "physnn-demo", epochs: int | None = None, seed: i
     """
     # Tiny tensors: one thread avoids the intra-op thread pool's stalls when another job holds a core
     # (measured: 234 s with the default 2 threads beside a busy core, 15 s with one).
+    if seeds < 1:
+        raise ConfigurationError(f"run_demo needs seeds >= 1, got {seeds}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -121,7 +124,8 @@ def run_demo(out: str | Path = "physnn-demo", epochs: int | None = None, seed: i
 
 def _run(out: Path, epochs: int, seeds: list[int]) -> list[Outcome]:
     out.mkdir(parents=True, exist_ok=True)
-    x_train, _, x_test, _, classes = _vowel_split(seeds[0])
+    data = {seed: _vowel_split(seed) for seed in seeds}
+    x_train, _, x_test, _, classes = data[seeds[0]]
     n_test = len(x_test)
     print(f"physnn demo: {len(classes)} vowels synthesized from Hillenbrand et al. (1995) formant statistics, "
           f"{len(x_train)} train / {len(x_test)} test tokens, 12 formant features -> 12 initial angles")
@@ -131,9 +135,8 @@ def _run(out: Path, epochs: int, seeds: list[int]) -> list[Outcome]:
     outcomes = [Outcome(plan) for plan in PLANS]
     for seed in seeds:
         start = time.perf_counter()
-        data = _vowel_split(seed)
         for outcome in outcomes:
-            _train_once(outcome, seed, epochs, data)
+            _train_once(outcome, seed, epochs, data[seed])
         print(f"  seed {seed}: test accuracy on hardware " + " / ".join(
             f"{100 * o.on_hardware[-1]:.1f}" for o in outcomes if o.plan.physical)
               + f" % ({', '.join(o.plan.label for o in outcomes if o.plan.physical)}); "

@@ -3,7 +3,10 @@
 import re
 import statistics
 
+import pytest
+
 from physnn.demo import PLANS, Outcome, lesson, run_demo
+from physnn.errors import ConfigurationError
 
 
 def test_demo_tabulates_mean_and_std_over_seeds_and_states_its_lesson(tmp_path, capsys):
@@ -61,3 +64,8 @@ def test_lesson_follows_the_numbers():
                        "zeroth-order (SPSA)": [0.96, 0.95, 0.97], "readout only, physics frozen": [0.93, 0.92, 0.94]})
     text = lesson(close)
     assert "transfers to the hardware at 94 %" in text and "does not transfer" not in text
+
+
+def test_demo_refuses_zero_seeds(tmp_path):
+    with pytest.raises(ConfigurationError, match="run_demo needs seeds >= 1, got 0"):
+        run_demo(out=tmp_path, seeds=0)
