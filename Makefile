@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh clone:
-#   make demo   # creates .venv, installs physnn, trains a vowel classifier through simulated hardware
-#   make test   # creates .venv, installs physnn with test extras, runs the test suite
-# torch is pinned to the CPU wheel here (pyproject.toml keeps a permissive range for users).
+#   make demo   # creates .venv, installs physnn (base only), trains a vowel classifier through simulated hardware
+#   make test   # adds the test extras (every device family) to the same .venv, runs the test suite
+# Either order works: each has its own stamp. torch is pinned to the CPU wheel here (pyproject.toml keeps a
+# permissive range for users).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,23 +17,32 @@ export MPLBACKEND := Agg
 
 .PHONY: demo test test-slow bench lint install
 
-install: $(VENV)/.installed
+install: $(VENV)/.test-installed
 
-$(VENV)/.installed: pyproject.toml
+# the venv with the pinned torch: shared by the demo and the test installs
+$(VENV)/.torch-installed:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PIN)
-	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: install
+$(VENV)/.demo-installed: pyproject.toml $(VENV)/.torch-installed
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# the test extras include the base install, so they also satisfy the demo's stamp
+$(VENV)/.test-installed: pyproject.toml $(VENV)/.torch-installed
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.demo-installed
+
+demo: $(VENV)/.demo-installed
 	$(VENV)/bin/physnn demo
 
 test: install
-	$(PY) -m pytest -q
+	@echo "make test: the fast suite takes about 10 minutes on 2 busy cores; skip reasons are listed at the end"
+	$(PY) -m pytest -q -rs
 
 test-slow: install
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -rs -m slow
 
 bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
