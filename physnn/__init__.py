@@ -9,10 +9,15 @@ Heavy libraries (PennyLane, numba, instrument drivers) load only with the
 modules that use them.
 """
 
+from importlib import metadata as _metadata
+
 from . import errors
 from .device import Control, Device
 from .layer import PhysicalLayer
 
-__version__ = "0.1.0"
+try:  # the installed distribution's version, i.e. pyproject.toml's
+    __version__ = _metadata.version("physnn")
+except _metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = ["Control", "Device", "PhysicalLayer", "errors", "__version__"]

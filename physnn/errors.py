@@ -98,3 +98,7 @@ class CheckpointError(PhysnnError, ValueError):
 
 class ClippingError(PhysnnError, ValueError):
     """Audio to be written exceeds full scale: a PCM file would clip it. Names the file and the peak in dBFS."""
+
+
+class DeviceCheckError(PhysnnError, AssertionError):
+    """A device broke the :class:`physnn.Device` contract in ``physnn.testing.check_device``: lists each failure."""

@@ -11,21 +11,20 @@ black box refusing autograd).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from .device import Device
-from .errors import ControlError, GradientRouteError, InputError
+from .errors import ConfigurationError, ControlError, DeviceCheckError, GradientRouteError, InputError
 from .layer import PhysicalLayer
 
 CHECKS = ("shapes", "counter", "batch_independence", "determinism", "bad_inputs", "gradcheck", "routes")
 
-
-class DeviceCheckError(AssertionError):
-    """A device broke the contract; the message lists every failed check."""
+__all__ = ["CHECKS", "CheckReport", "DeviceCheckError", "check_device", "check_registered"]
 
 
 @dataclass
@@ -65,7 +64,7 @@ def check_device(device: Device, *, batch: int = 3, seed: int = 0, checks: tuple
     """
     unknown = set(checks) - set(CHECKS)
     if unknown:
-        raise ValueError(f"unknown checks {sorted(unknown)}; available: {list(CHECKS)}")
+        raise ConfigurationError(f"unknown checks {sorted(unknown)}; available: {list(CHECKS)}")
     dtype = torch.float64 if torch.float64 in device.dtypes else device.dtypes[0]
     tol = rtol if rtol is not None else (1e-10 if dtype == torch.float64 else 1e-5)
     gen = torch.Generator().manual_seed(seed)
@@ -93,6 +92,20 @@ def check_device(device: Device, *, batch: int = 3, seed: int = 0, checks: tuple
     if report.failed:
         raise DeviceCheckError(str(report))
     return report
+
+
+def check_registered(name: str, settings: Mapping[str, Any] | None = None, *, full: bool = False,
+                     **options: Any) -> CheckReport:
+    """Build registered device ``name`` as ``physnn check NAME`` does, check it, close it.
+
+    The device gets its small check settings (``physnn.devices._registry.check_settings``:
+    a few dozen samples instead of 44,100...) updated by ``settings``; ``full=True``
+    starts from its full-size defaults instead. ``options`` go to :func:`check_device`.
+    """
+    from .devices._registry import check_settings, create
+    config = ({} if full else check_settings(name)) | dict(settings or {})
+    with create(name, **config) as device:
+        return check_device(device, **options)
 
 
 # ---------------------------------------------------------------------- checks

@@ -40,7 +40,7 @@ _manifests: dict[_FileKey, dict[str, str]] = {}
 def _choose(explicit: str | os.PathLike[str] | None) -> tuple[Path, str]:
     """The data directory and a phrase saying how it was chosen."""
     if explicit is not None:
-        return Path(explicit).expanduser().absolute(), "from the data_dir argument"
+        return Path(explicit).expanduser().absolute(), "from the data_dir argument (--data-dir)"
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser().absolute(), f"from ${ENV_VAR}"

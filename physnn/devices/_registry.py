@@ -20,25 +20,12 @@ from typing import Any
 
 from ..device import Device
 from ..errors import ConfigurationError
+from ._catalog import CATALOG, DeviceInfo
 from ._config import check_config
 
 ENTRY_POINT_GROUP = "physnn.devices"
 
-_BUILTIN: dict[str, str] = {
-    "reference": "physnn.devices.reference:ReferenceDevice",
-    "coupled-pendula": "physnn.devices.oscillators:CoupledPendula",
-    "phyll-cavity": "physnn.devices.measured:phyll_cavity",
-    "wave-2d": "physnn.devices.wave:WaveMedium2D",
-    "quantum-circuit": "physnn.devices.quantum:QuantumCircuit",
-    "diode-clipper": "physnn.devices.audio:DiodeClipper",
-    "overdrive": "physnn.devices.audio:OpAmpOverdrive",
-    "compressor": "physnn.devices.audio:Compressor",
-    "lowpass": "physnn.devices.audio:LowpassFilter",
-    "highpass": "physnn.devices.audio:HighpassFilter",
-    "peaking-eq": "physnn.devices.audio:PeakingEQ",
-    "plate": "physnn.devices.audio:DrivenPlate",
-    "pedalboard": "physnn.devices.audio:pedalboard_effect",
-}
+_BUILTIN: dict[str, str] = {name: entry.target for name, entry in CATALOG.items()}
 _REGISTERED: dict[str, Callable[..., Device] | str] = {}
 
 
@@ -77,6 +64,19 @@ def factory_of(name: str) -> Callable[..., Device]:
     if name not in table:
         raise ConfigurationError(f"no device named {name!r}; registered devices: {sorted(table)}")
     return _resolve(table[name])
+
+
+def catalog_entry(name: str) -> DeviceInfo | None:
+    """The static description of built-in ``name``; None for devices registered at run time or by entry point."""
+    entry = CATALOG.get(name)
+    return entry if entry is not None and _table().get(name) == entry.target else None
+
+
+def check_settings(name: str) -> dict[str, Any]:
+    """The small settings ``physnn check NAME`` builds ``name`` with (its catalog entry's, else the
+    factory's own ``check_settings`` attribute, else none)."""
+    entry = catalog_entry(name)
+    return dict(entry.check_settings if entry is not None else getattr(factory_of(name), "check_settings", {}))
 
 
 def _table() -> dict[str, Callable[..., Device] | str]:

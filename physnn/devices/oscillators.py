@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from ..device import Control, Device
-from ..errors import StabilityError
+from ..errors import ConfigurationError, StabilityError
 
 #: RK4 is stable for linear oscillation while omega * dt is below 2.83; keep a margin.
 _RK4_LIMIT = 2.0
@@ -49,12 +49,12 @@ class CoupledPendula(Device):
                  seed: int | None = None) -> None:
         super().__init__(seed=seed)
         if n < 2:
-            raise ValueError(f"CoupledPendula needs n >= 2 pendula, got {n}")
+            raise ConfigurationError(f"CoupledPendula needs n >= 2 pendula, got {n}")
         omega_t = torch.as_tensor(omega, dtype=torch.float64).expand(n).clone()
         if bool((omega_t <= 0).any()) or damping < 0 or duration <= 0 or steps < 1 or max_coupling < 0:
-            raise ValueError("CoupledPendula needs omega > 0, damping >= 0, duration > 0, steps >= 1, "
-                             f"max_coupling >= 0; got omega={omega}, damping={damping}, duration={duration}, "
-                             f"steps={steps}, max_coupling={max_coupling}")
+            raise ConfigurationError("CoupledPendula needs omega > 0, damping >= 0, duration > 0, steps >= 1, "
+                                     f"max_coupling >= 0; got omega={omega}, damping={damping}, duration={duration}, "
+                                     f"steps={steps}, max_coupling={max_coupling}")
         self.n, self.damping, self.duration, self.steps = int(n), float(damping), float(duration), int(steps)
         self.register_buffer("omega", omega_t)
         dt = duration / steps

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..device import Control, Device
+from ..errors import ConfigurationError
 
 
 class ReferenceDevice(Device):
@@ -23,7 +24,8 @@ class ReferenceDevice(Device):
     def __init__(self, n: int = 4, *, saturation: float = 1.0, seed: int | None = None) -> None:
         super().__init__(seed=seed)
         if n < 1 or saturation <= 0:
-            raise ValueError(f"ReferenceDevice needs n >= 1 and saturation > 0, got n={n}, saturation={saturation}")
+            raise ConfigurationError(f"ReferenceDevice needs n >= 1 and saturation > 0, "
+                                     f"got n={n}, saturation={saturation}")
         self.n, self.saturation = int(n), float(saturation)
         self.in_shape = self.out_shape = (self.n,)
         self.controls = (

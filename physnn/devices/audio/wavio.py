@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import os
-import sys
 import tempfile
 from collections.abc import Mapping
 from typing import Any
@@ -22,9 +22,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ...cli import parse_settings
+from ...cli import fail, parse_settings
 from ...device import Device
-from ...errors import ClippingError, ConfigurationError, DataNotFoundError, InputError, PhysnnError
+from ...errors import ClippingError, ConfigurationError, DataFormatError, DataNotFoundError, InputError, PhysnnError
 from .._registry import create, factory_of
 
 #: Peak that ``normalize`` scales the output to, dB re full scale.
@@ -34,9 +34,13 @@ NORMALIZE_PEAK_DB = -1.0
 def read_wav(path: str, *, full_scale: float = 1.0) -> tuple[np.ndarray, int, str]:
     """Read an audio file: ``(audio (channels, frames) float64 volts, sample_rate Hz, subtype)``."""
     if not os.path.isfile(path):
-        raise DataNotFoundError(f"audio file {path!r} does not exist")
-    data, rate = sf.read(path, dtype="float64", always_2d=True)
-    info = sf.info(path)
+        raise DataNotFoundError(f"audio file {path!r} " + ("is a folder" if os.path.isdir(path) else "does not exist"))
+    try:
+        data, rate = sf.read(path, dtype="float64", always_2d=True)
+        info = sf.info(path)
+    except sf.SoundFileError as exc:
+        raise DataFormatError(f"{path!r} is not a sound file libsndfile can read (WAV, FLAC, AIFF, OGG, MP3...): "
+                              f"{exc}") from exc
     audio = np.ascontiguousarray(data.T) * full_scale
     if not np.isfinite(audio).all():
         raise InputError(f"audio file {path!r} holds NaN or Inf samples")
@@ -57,9 +61,7 @@ def write_wav(path: str, audio: np.ndarray, sample_rate: int, *, subtype: str = 
         raise ClippingError(f"refusing to write {path!r}: peak {over:+.2f} dBFS exceeds full scale ({full_scale:g} V) "
                             f"and would clip; lower the level by {over + 0.1:.1f} dB or more (--gain-db), "
                             "use --normalize, or raise --full-scale")
-    fmt = os.path.splitext(path)[1][1:].upper() or "WAV"
-    if fmt in sf.available_formats() and not sf.check_format(fmt, subtype):
-        raise ConfigurationError(f"{fmt} files cannot hold subtype {subtype!r}; try PCM_16, PCM_24 or FLOAT")
+    check_output(path, subtype)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1] or ".wav", dir=folder)
     os.close(fd)
@@ -69,6 +71,36 @@ def write_wav(path: str, audio: np.ndarray, sample_rate: int, *, subtype: str = 
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def output_format(path: str) -> str:
+    """The libsndfile format of an output file named ``path`` (``"WAV"`` without extension); checks the folder.
+
+    Raises :class:`ConfigurationError` for an unknown extension, a missing or
+    unwritable folder, or a path that is a folder: before any audio is processed.
+    """
+    fmt = os.path.splitext(path)[1][1:].upper() or "WAV"
+    if fmt not in sf.available_formats():
+        known = ", ".join("." + f.lower() for f in sf.available_formats())
+        raise ConfigurationError(f"output {path!r}: unknown sound-file extension {os.path.splitext(path)[1]!r}; "
+                                 f"expected one of {known}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ConfigurationError(f"output {path!r} is a folder, expected a file name")
+    if not os.path.isdir(folder):
+        raise ConfigurationError(f"output {path!r}: folder {folder!r} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise ConfigurationError(f"output {path!r}: folder {folder!r} is not writable")
+    return fmt
+
+
+def check_output(path: str, subtype: str) -> None:
+    """Raise :class:`ConfigurationError` unless a ``subtype`` file can be written at ``path`` (see output_format)."""
+    fmt = output_format(path)
+    if not sf.check_format(fmt, subtype):
+        fits = [s for s in sf.available_subtypes(fmt) if sf.check_format(fmt, s)]
+        raise ConfigurationError(f"output {path!r}: {fmt} files cannot hold subtype {subtype!r}; "
+                                 f"{fmt} holds {', '.join(fits)}")
 
 
 def process_audio(device: Device, audio: np.ndarray, sample_rate: float,
@@ -106,12 +138,21 @@ def process_file(input_path: str, output_path: str, device: str | Device, *,
         options: constructor keywords when ``device`` is a name.
         gain_db: output gain applied before writing; normalize: scale the peak to -1 dBFS instead.
         full_scale: volts at digital full scale, for input and output.
-        subtype: libsndfile subtype of the output (default: the input's).
+        subtype: libsndfile subtype of the output (default: the input's, if the
+            output's format holds it, else that format's default subtype).
 
     Returns:
         A summary: sample rate, channels, frames, input and output peaks in dBFS.
     """
+    if not (math.isfinite(full_scale) and full_scale > 0):
+        raise ConfigurationError(f"full_scale must be a positive number of volts, got {full_scale}")
+    if not math.isfinite(gain_db):
+        raise ConfigurationError(f"gain_db must be a finite number of dB, got {gain_db}")
+    fmt = output_format(output_path)
+    if subtype is not None:
+        check_output(output_path, subtype)
     audio, rate, in_subtype = read_wav(input_path, full_scale=full_scale)
+    subtype = subtype or (in_subtype if sf.check_format(fmt, in_subtype) else sf.default_subtype(fmt))
     if isinstance(device, str):
         if "sample_rate" not in inspect.signature(factory_of(device)).parameters:
             raise ConfigurationError(f"device {device!r} cannot be built as an audio device: it has no sample_rate "
@@ -127,7 +168,7 @@ def process_file(input_path: str, output_path: str, device: str | Device, *,
         out = out * (10 ** (NORMALIZE_PEAK_DB / 20) / peak)
     else:
         out = out * 10 ** (gain_db / 20)
-    write_wav(output_path, out, rate, subtype=subtype or in_subtype, full_scale=full_scale)
+    write_wav(output_path, out, rate, subtype=subtype, full_scale=full_scale)
 
     def dbfs(x: np.ndarray) -> float:
         return float(20 * np.log10(max(float(np.abs(x).max()) / full_scale, 1e-12)))
@@ -151,7 +192,8 @@ def add_process_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     p.add_argument("--gain-db", type=float, default=0.0, help="output gain in dB")
     p.add_argument("--normalize", action="store_true", help=f"scale the output peak to {NORMALIZE_PEAK_DB:g} dBFS")
     p.add_argument("--full-scale", type=float, default=1.0, help="volts at digital full scale (default 1)")
-    p.add_argument("--subtype", default=None, help="output subtype, e.g. PCM_16, PCM_24, FLOAT (default: input's)")
+    p.add_argument("--subtype", default=None, help="output subtype, e.g. PCM_16, PCM_24, FLOAT (default: the "
+                   "input's, if the output format holds it, else that format's default)")
     p.set_defaults(handler=run_process)
     return p
 
@@ -163,9 +205,8 @@ def run_process(args: argparse.Namespace) -> int:
                                controls=parse_settings(args.set, "--set"),
                                options=parse_settings(args.option, "--option"), gain_db=args.gain_db,
                                normalize=args.normalize, full_scale=args.full_scale, subtype=args.subtype)
-    except (PhysnnError, ImportError) as exc:
-        print(f"physnn process: error: {exc}", file=sys.stderr)
-        return 2
+    except PhysnnError as exc:
+        return fail("physnn process", exc)
     print(f"{args.input} -> {args.output}: {summary['channels']} channel(s), {summary['frames']} frames at "
           f"{summary['sample_rate']} Hz, peak {summary['input_peak_dbfs']:.1f} -> "
           f"{summary['output_peak_dbfs']:.1f} dBFS")
