@@ -437,7 +437,10 @@ class _ProcessWorkers(_Workers):
         for w in ws:
             if self.procs[w] is None:
                 self._spawn(w)
-            self.conns[w].send(("build", self.worker_seed(w)))
+            try:
+                self.conns[w].send(("build", self.worker_seed(w)))
+            except (BrokenPipeError, OSError):
+                pass  # it died while starting: its pipe reads EOF below
             busy[self.conns[w]] = w
         deadline = _deadline(self.start_timeout_s)
         outcomes: dict[int, Outcome] = {}
@@ -457,8 +460,7 @@ class _ProcessWorkers(_Workers):
         try:
             status, value = self.conns[w].recv()
         except (EOFError, OSError):
-            code = self._kill(w, 1)
-            return DeviceConnectionError(f"DevicePool worker {w} died (exit code {code})")
+            return _died(w, self._kill(w, 1))
         return _unpack(value, w) if status == "error" else value
 
     def missing(self) -> list[int]:
@@ -506,8 +508,7 @@ class _ProcessWorkers(_Workers):
         try:
             self.conns[w].send(message)
         except (BrokenPipeError, OSError):
-            code = self._kill(w, 1)
-            self._restart(w, DeviceConnectionError(f"DevicePool worker {w} died (exit code {code})"))
+            self._restart(w, _died(w, self._kill(w, 1)))
             self.conns[w].send(message)
         busy[self.conns[w]] = w
 
@@ -700,6 +701,10 @@ def _left(deadline: float | None) -> float | None:
 def _timeout(timeout_s: float | None) -> DeviceTimeoutError:
     return DeviceTimeoutError(f"DevicePool: workers did not finish within timeout_s={timeout_s} s; the busy workers "
                               "were stopped and are rebuilt from their factories at the next call")
+
+
+def _died(w: int, code: int | None) -> DeviceConnectionError:
+    return DeviceConnectionError(f"DevicePool worker {w} died (exit code {code}; its stderr may say why)")
 
 
 def _start_timeout(w: int, start_timeout_s: float | None, hint: str = "") -> DeviceTimeoutError:
