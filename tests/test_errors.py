@@ -40,11 +40,7 @@ UNKNOWN_KEYWORD = "no_such_setting"
 
 # Cases that still raise a builtin error, each in a file its owner is converting (see the reason);
 # not strict, so they pass once converted.
-_CLI_OWNED = "raises ValueError for a bad range; physnn/devices/{} is being converted by its owner"
 XFAIL: dict[tuple[str, str], str] = {
-    **{("coupled-pendula", arg): _CLI_OWNED.format("oscillators.py")
-       for arg in ("n", "omega", "damping", "duration", "steps", "max_coupling")},
-    **{("reference", arg): _CLI_OWNED.format("reference.py") for arg in ("n", "saturation")},
     ("phyll-cavity", UNKNOWN_KEYWORD): "phyll_cavity passes **kwargs on to MeasuredDevice, whose TypeError for an "
                                        "unknown keyword escapes; physnn/devices/measured/cavity.py (measured owner)",
 }
@@ -113,24 +109,10 @@ def test_unknown_keyword_and_wrong_type_name_device_setting_and_value() -> None:
 
 BUILTIN_RAISE = re.compile(r"raise (ValueError|TypeError|KeyError)\b")
 ERROR_CLASS = re.compile(r"^class \w*Error\(", re.MULTILINE)
-# Files whose owners are converting them concurrently: path -> reason (not strict: they pass once converted).
-STATIC_XFAIL: dict[str, str] = {
-    "devices/oscillators.py": "CoupledPendula's ValueErrors: the CLI owner converts this file",
-    "devices/reference.py": "ReferenceDevice's ValueError: the CLI owner converts this file",
-    "testing.py": "DeviceCheckError and an unknown-check ValueError: the CLI owner moves them to physnn/errors.py",
-}
+SOURCES = sorted(p for p in SOURCE.rglob("*.py") if p.name != "errors.py")
 
 
-def _static_cases() -> list[Any]:
-    cases = []
-    for path in sorted(p for p in SOURCE.rglob("*.py") if p.name != "errors.py"):
-        rel = str(path.relative_to(SOURCE))
-        marks = [pytest.mark.xfail(reason=STATIC_XFAIL[rel], strict=False)] if rel in STATIC_XFAIL else []
-        cases.append(pytest.param(path, id=rel, marks=marks))
-    return cases
-
-
-@pytest.mark.parametrize("path", _static_cases())
+@pytest.mark.parametrize("path", SOURCES, ids=[str(p.relative_to(SOURCE)) for p in SOURCES])
 def test_no_builtin_raise_or_error_class_outside_errors_module(path: Path) -> None:
     text = path.read_text()
     found = [f"line {text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
