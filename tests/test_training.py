@@ -22,6 +22,7 @@ from physnn.training import (
     digital_network,
     fit,
     fit_twin,
+    load_checkpoint,
     physical_network,
     plot_comparison,
 )
@@ -211,7 +212,7 @@ def test_fit_writes_history_checkpoint_and_curves(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "history.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert json.loads((tmp_path / "history.json").read_text())["history"][-1]["epoch"] == 3
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["epoch"] == 3 and state["method_name"] == "forward-forward"
     assert (tmp_path / "curves.png").stat().st_size > 1000
     acc = result.accounting
