@@ -174,11 +174,11 @@ class DevicePool(Device):
 def _start(pool: _Workers) -> Signature:
     """Build every worker's device; refuse different devices and shared exclusive resources. Returns the signature.
 
-    With one factory replicated over the workers, worker 0 is built alone first: if its device holds an
-    exclusive resource the pool refuses before the other workers open sessions on it.
+    With one factory replicated over workers placed alike, worker 0 is built alone first: if its device holds
+    an exclusive resource the pool refuses before the other workers open sessions on it.
     """
     factories, n = pool.factories, len(pool.factories)
-    replicas = [w for w in range(n) if factories[w] is factories[0]]
+    replicas = [w for w in range(n) if factories[w] is factories[0] and pool.placement(w) == pool.placement(0)]
     signatures = _started(pool, [0] if len(replicas) > 1 else list(range(n)))
     _refuse_shared({w: signatures[0]["exclusive_resources"] for w in replicas})
     signatures.update(_started(pool, [w for w in range(n) if w not in signatures]))
@@ -237,6 +237,10 @@ class _Workers:
     def missing(self) -> list[int]:
         """Workers stopped after a timeout (or a failed rebuild), to be rebuilt."""
         raise NotImplementedError
+
+    def placement(self, w: int) -> Any:
+        """Where worker ``w`` runs: workers placed alike on one factory open the same instrument."""
+        return None
 
     def _exchange(self, queues: dict[int, list[tuple]], timeout_s: float | None) -> dict[int, list[Any]]:
         """Send each worker its messages, in order; return the replies; stop workers still busy at the timeout."""
@@ -598,7 +602,7 @@ class _RayWorkers(_Workers):
         self.ray = ray
         if not ray.is_initialized():
             ray.init()
-        self.actor = ray.remote(_Host)
+        self.actor = ray.remote(_RayHost)
         self.options = [{"num_cpus": cpus, "resources": dict(resources[w]) if resources else None,
                          "max_restarts": max_restarts, "max_task_retries": max_restarts} for w in range(len(factories))]
         self.actors: list[Any] = [None] * len(factories)
@@ -621,6 +625,9 @@ class _RayWorkers(_Workers):
             if isinstance(outcomes[w], BaseException):
                 self._kill(w)
         return outcomes
+
+    def placement(self, w: int) -> Any:
+        return tuple(sorted(self.options[w]["resources"].items())) if self.options[w]["resources"] else None
 
     def _get(self, refs: list[Any]) -> list[Any]:
         try:
@@ -660,6 +667,19 @@ class _RayWorkers(_Workers):
         for w, a in enumerate(self.actors):
             if a is not None:
                 self._kill(w)
+
+
+class _RayHost(_Host):
+    """A Ray worker's host: its exclusive resources are per node (one address on two lab PCs is two instruments)."""
+
+    def handle(self, message: tuple) -> Any:
+        reply = super().handle(message)
+        if message[0] == "signature":
+            import ray
+
+            node = ray.util.get_node_ip_address()
+            reply["exclusive_resources"] = tuple(f"{r} on {node}" for r in reply["exclusive_resources"])
+        return reply
 
 
 # ------------------------------------------------------------------ helpers

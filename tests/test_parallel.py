@@ -299,3 +299,13 @@ def test_ray_pool_after_a_timeout_kills_the_busy_actor_and_closes_at_once(ray_lo
     start = time.monotonic()
     pool.close()
     assert time.monotonic() - start < 2 + 2
+
+
+def test_ray_pool_refuses_one_exclusive_instrument_per_node(ray_local, tmp_path):
+    bench = functools.partial(Bench, "bench-h", str(tmp_path))  # placed apart: built on both, then compared per node
+    with pytest.raises(ConfigurationError, match=r"exclusive resource 'bench-h on [\d.]+' out to workers \[0, 1\]"):
+        DevicePool(bench, backend="ray", resources=[{"scope_a": 1}, {}], cpus_per_worker=0.25)
+    assert len(list(tmp_path.glob("bench-h-*.built"))) == 2
+    with pytest.raises(ConfigurationError, match=r"'bench-i on [\d.]+' out to workers \[0, 1\]"):  # placed alike
+        DevicePool(functools.partial(Bench, "bench-i", str(tmp_path)), backend="ray", cpus_per_worker=0.25)
+    assert len(list(tmp_path.glob("bench-i-*.built"))) == 1  # worker 0 alone
