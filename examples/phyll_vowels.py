@@ -25,7 +25,14 @@ on the same cavity reached 91.4 % (arXiv 2304.08380).
 
     python examples/phyll_vowels.py                      # 10 seeds, all methods (~1.5 h on 2 busy cores)
     python examples/phyll_vowels.py --first-seed 6 --seeds 4 --out part2   # a range of seeds (run ranges in parallel)
-    python examples/phyll_vowels.py --seeds 1 --epochs 20 --methods forward-forward   # a quick look
+    python examples/phyll_vowels.py --seeds 1 --epochs 20 --methods forward-forward   # a quick look (~2 min)
+
+What to expect (test accuracy on the cavity, final epoch). Default, 10 seeds
+(docs/training.md; 57 + 34 min as two parallel seed ranges on 2 busy cores):
+forward-forward 96.7 +- 2.4 %, physics-aware 96.9 +- 2.6 %, backprop in silico
+96.9 +- 2.6 %, zeroth-order 96.7 +- 2.4 %, digital 95.6 +- 2.7 %. Quick look,
+seed 0: forward-forward 92.3 % after 20 epochs; 36 s of training, 116 s in all
+(18 s CPU; measured on a busy 2-core machine, load ~10).
 
 Writes ``results.md`` (the table), ``results.json`` (every run) and per-method
 curves under ``--out``.
