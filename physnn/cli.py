@@ -59,8 +59,8 @@ def _run(handler: Callable[[argparse.Namespace], int | None], args: argparse.Nam
         return int(handler(args) or 0)
     except PhysnnError as exc:
         return fail(prog, exc)
-    except ModuleNotFoundError as exc:
-        return fail(prog, missing_module(exc))
+    except ImportError as exc:  # an optional dependency that is not installed
+        return fail(prog, missing_module(exc) if isinstance(exc, ModuleNotFoundError) else exc)
 
 
 def fail(prog: str, error: BaseException | str) -> int:

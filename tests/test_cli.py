@@ -123,6 +123,10 @@ def test_a_family_without_its_extra_says_what_to_install(capsys, monkeypatch):
     assert main(["process", "in.wav", "out.wav", "--device", "diode-clipper"]) == 2
     err = capsys.readouterr().err
     assert err == "physnn: error: soundfile is not installed; install it with pip install 'physnn[audio]'\n"
+    monkeypatch.setitem(sys.modules, "pedalboard", None)
+    assert main(["check", "pedalboard"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'physnn[audio]'" in err
 
 
 def test_demo_runs_and_writes_results(tmp_path, capsys):
