@@ -5,7 +5,8 @@ device changes (``hardware()`` below). The network is PhyLL's model-free
 forward-forward (``physnn.training.ForwardForward``): each block drives the
 physical system and trains a digital linear map on what it measured, with no
 model of the physics, so it works through any black box. The task: handwritten
-digits 0-4 (scikit-learn's 8 x 8 images, 64 features, no download).
+digits 0-4 (scikit-learn's 8 x 8 images, 64 pixels, no download), with 5
+zeros prepended where forward-forward writes the label: 69 inputs per drive.
 
     python examples/hardware_in_the_loop.py                       # a VisaDevice on the SCPI emulator, 127.0.0.1
     python examples/hardware_in_the_loop.py --device simulation   # the same network on the simulation itself
@@ -16,8 +17,18 @@ digits 0-4 (scikit-learn's 8 x 8 images, 64 features, no download).
 Without ``--address`` the VISA run starts physnn's instrument emulator (an AWG +
 digitizer whose "physics" is a saturable amplifier array) on a free loopback
 port and reaches it through pyvisa-py, exactly as a bench instrument is reached
-(``physnn serve-instrument --device reference --set n=64`` serves the same).
-Prints accuracy per epoch and how often the device was driven.
+(``physnn serve-instrument --device reference --set n=69`` serves the same).
+Prints accuracy per epoch and how often the device was driven; writes
+``curves.png`` (loss and test accuracy per epoch) under ``--out``.
+
+What to expect (seed 0, 300 train / 200 test images, measured on a busy 2-core
+machine): the default, 10 epochs through the emulator, reaches 93.5 % test
+accuracy (chance 20 %) with 130 device calls, 3.5 s of training, 12 s in all;
+``--device simulation`` 92.5 %, 14 s of training, 20 s in all. The smoke test's
+``--epochs 2 --train 100 --test 50`` only checks the wiring (34 %, about 30 s in
+all). Padding the label's 5 entries (instead of writing it over the first 5
+pixels) costs a few epochs: 10 epochs, seeds 0-5, simulation: 92.3 +- 4.4 % vs
+95.0 +- 2.2 % when overwriting; at 5 epochs 80 +- 22 % vs 87 +- 9 %.
 """
 
 from __future__ import annotations
@@ -34,7 +45,8 @@ from physnn.data import load_digits_offline
 from physnn.devices import ReferenceDevice
 from physnn.training import ForwardForward, fit, physical_network, plot_history
 
-CLASSES, FEATURES = 5, 64
+CLASSES, PIXELS = 5, 64
+FEATURES = CLASSES + PIXELS  # zeros first: forward-forward overlays the label there
 
 
 def hardware(args: argparse.Namespace) -> tuple[Device, object | None]:
@@ -58,8 +70,8 @@ def hardware(args: argparse.Namespace) -> tuple[Device, object | None]:
 def digits(n_train: int, n_test: int, seed: int) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
     images, labels = load_digits_offline()
     keep = labels < CLASSES
-    x = torch.as_tensor(images[keep].reshape(-1, FEATURES), dtype=torch.float32)
-    x = x / x.amax()
+    x = torch.as_tensor(images[keep].reshape(-1, PIXELS), dtype=torch.float32)
+    x = torch.nn.functional.pad(x / x.amax(), (CLASSES, 0))
     y = torch.as_tensor(labels[keep], dtype=torch.long)
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     train, test = order[:n_train], order[n_train:n_train + n_test]
@@ -74,7 +86,7 @@ def main() -> None:
     parser.add_argument("--address", help="VISA resource of a real AWG/digitizer (None: the loopback emulator)")
     parser.add_argument("--profile", default="physnn-emulator", help="instrument profile: shipped name or .toml")
     parser.add_argument("--sound-device", default=None, help="sounddevice name or index (e.g. loopback)")
-    parser.add_argument("--epochs", type=int, default=5, help="training epochs (batches of 50)")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs (batches of 50)")
     parser.add_argument("--train", type=int, default=300, help="training images")
     parser.add_argument("--test", type=int, default=200, help="test images")
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, the network and the negative labels")
