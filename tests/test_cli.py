@@ -46,8 +46,7 @@ def test_devices_lists_a_run_time_device_without_building_it(capsys, monkeypatch
     assert "my-amp: registered at run time or by a package; `physnn devices my-amp` builds it" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "phyll-cavity" else n
-                                  for n in sorted(CATALOG)])
+@pytest.mark.parametrize("name", sorted(CATALOG))
 def test_catalog_entry_is_the_built_device(name, monkeypatch):
     """The static listing says what the device, built with its defaults, really is."""
     entry = CATALOG[name]
