@@ -141,7 +141,6 @@ def test_two_pooled_sessions_on_one_instrument_never_return_a_measurement(emu):
         DevicePool(functools.partial(VisaDevice, emu.resource), workers=2)
 
 
-@pytest.mark.xfail(strict=False, reason="needs DevicePool to turn a worker's DeviceBusyError into ConfigurationError")
 def test_pool_refuses_to_fan_one_locked_instrument_out_with_a_configuration_error(emu):
     with pytest.raises(ConfigurationError, match=re.escape(emu.resource)):
         DevicePool(functools.partial(VisaDevice, emu.resource), workers=2)
