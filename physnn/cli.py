@@ -61,6 +61,9 @@ def _run(handler: Callable[[argparse.Namespace], int | None], args: argparse.Nam
         return fail(prog, exc)
     except ImportError as exc:  # an optional dependency that is not installed
         return fail(prog, missing_module(exc) if isinstance(exc, ModuleNotFoundError) else exc)
+    except BrokenPipeError:  # the reader left early (`physnn devices | head -1`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail
+        return 0
 
 
 def fail(prog: str, error: BaseException | str) -> int:

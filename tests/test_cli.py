@@ -140,6 +140,13 @@ def test_console_entry_point_and_help():
     assert "devices" in out.stdout and "demo" in out.stdout and "process" in out.stdout
 
 
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`physnn devices | head -1`: the pipe closes before physnn writes."""
+    run = subprocess.Popen([sys.executable, "-m", "physnn", "devices"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.close()
+    assert run.wait(timeout=120) == 0 and run.stderr.read() == b""
+
+
 def test_parse_settings():
     assert parse_settings(["n=3", "omega=[1, 2]", "name=cavity"]) == {"n": 3, "omega": [1, 2], "name": "cavity"}
     with pytest.raises(ConfigurationError, match="--set must look like KEY=VALUE with KEY a name, got 'n'"):
