@@ -25,8 +25,8 @@ What to expect (seed 0, 300 train / 200 test images, measured on a busy 2-core
 machine): the default, 10 epochs through the emulator, reaches 93.5 % test
 accuracy (chance 20 %) with 130 device calls, 3.5 s of training, 12 s in all;
 ``--device simulation`` 92.5 %, 14 s of training, 20 s in all. The smoke test's
-``--epochs 2 --train 100 --test 50`` only checks the wiring (34 %, about 30 s in
-all). Padding the label's 5 entries (instead of writing it over the first 5
+``--epochs 2 --train 100 --test 50`` only checks the wiring (34 %; 8 s CPU, 50 s
+wall at load ~9). Padding the label's 5 entries (instead of writing it over the first 5
 pixels) costs a few epochs: 10 epochs, seeds 0-5, simulation: 92.3 +- 4.4 % vs
 95.0 +- 2.2 % when overwriting; at 5 epochs 80 +- 22 % vs 87 +- 9 %.
 """
