@@ -242,7 +242,7 @@ def _plot(outcomes: list[Outcome], path: Path) -> None:
         ax.plot(range(1, len(curve) + 1), curve, color=f"C{i}", label=f"{o.plan.label} ({where})")
     ax.set_xlabel("epoch (full batch)")
     ax.set_ylabel("test accuracy (%), mean over seeds")
-    ax.set_title("test accuracy during training, measured on the hardware")
+    ax.set_title("test accuracy during training, on the hardware (digital: in silico)")
     ax.legend(fontsize=7)
     names = [o.plan.label for o in outcomes]
     for k, (key, shade, where) in enumerate([("in_silico", 0.4, "in silico (twin)"),
