@@ -29,7 +29,7 @@ from physnn.data import (
 from physnn.data.synthetic import HILLENBRAND_STATS, STAT_COLUMNS
 from physnn.errors import ChecksumError, ConfigurationError, DataFormatError, DataNotFoundError
 
-REAL = Path(os.environ.get("PHYSNN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+REAL = Path(os.environ.get("PHYSNN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets").resolve()
 needs_real = pytest.mark.skipif(
     not REAL.is_dir(), reason=f"real datasets not found at {REAL}; set PHYSNN_DATA to them"
 )
