@@ -61,25 +61,20 @@ def _with_content() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(4, 6, generator=g) + 0.1, torch.tensor([0, 1, 2, 0])  # entries 0..2 hold content
 
 
-def test_forward_forward_refuses_to_overwrite_content_when_asked():
+def test_forward_forward_refuses_to_overwrite_content_by_default():
     x, y = _with_content()
-    with pytest.raises(InputError, match=r"entries 0..2 .* 4 of 4 samples hold content .*pad\(x, \(3, 0\)\)"):
-        _ff(overwrite_inputs=False).overlay(x, y)
+    for ff in (_ff(), _ff(overwrite_inputs=False)):
+        with pytest.raises(InputError, match=r"entries 0..2 .* 4 of 4 samples hold content .*pad\(x, \(3, 0\)\)"):
+            ff.overlay(x, y)
 
 
-def test_forward_forward_default_warns_once_then_overlays_as_documented():
+def test_forward_forward_overwrites_only_when_told_to():
     x, y = _with_content()
-    ff = _ff()
-    with pytest.warns(UserWarning, match="overwrite_inputs=True"):
-        out = ff.overlay(x, y)
+    out = _ff(overwrite_inputs=True).overlay(x, y)
     expected = x.clone()
     expected[:, :C] = 0
     expected[torch.arange(4), y] = x.abs().amax(dim=1)
     torch.testing.assert_close(out, expected)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        ff.overlay(x, y)  # once per method object
-        _ff(overwrite_inputs=True).overlay(x, y)  # the explicit choice is silent
 
 
 def test_forward_forward_accepts_room_made_for_the_label():

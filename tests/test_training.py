@@ -83,6 +83,7 @@ def test_physical_network_shapes_and_width_mismatch():
 def test_overlay_and_wrong_labels():
     ff = ff_method()
     x = torch.tensor([[0.5, 0.5, 0.5, -2.0], [0.0, 0.0, 0.0, 1.0]])
+    ff.overwrite_inputs = True  # the first sample holds content where the label goes: overwritten on purpose
     out = ff.overlay(x, torch.tensor([2, 0]))
     assert torch.equal(out, torch.tensor([[0.0, 0.0, 2.0, -2.0], [1.0, 0.0, 0.0, 1.0]]))
     y = torch.arange(300) % 3

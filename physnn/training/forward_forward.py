@@ -27,7 +27,6 @@ digital linear map. Every block learns alone, from a local contrastive loss:
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
@@ -60,10 +59,9 @@ class ForwardForward(Method):
         seed: seeds the goodness directions and the negative labels.
         overwrite_inputs: what to do when the first ``C`` entries of an input hold content
             (non-zero values) that the label overlay would destroy. ``False``: refuse with
-            :class:`~physnn.errors.InputError`; ``True``: overwrite them, a deliberate choice (PhyLL
-            on data whose first entries carry little); ``None`` (default, for compatibility):
-            overwrite and warn once (``UserWarning``). To keep all content, prepend ``C`` zero
-            columns (``torch.nn.functional.pad(x, (C, 0))``) and build the first device for them.
+            :class:`~physnn.errors.InputError` (default); ``True``: overwrite them, a deliberate
+            choice (PhyLL on data whose first entries carry little). To keep all content, prepend
+            ``C`` zero columns (``torch.nn.functional.pad(x, (C, 0))``) and build the first device for them.
     """
 
     name = "forward-forward"
@@ -71,7 +69,7 @@ class ForwardForward(Method):
 
     def __init__(self, model: nn.Sequential, *, n_classes: int, goodness: str = "cosine", theta: float = 4.0,
                  threshold: float = 2.0, inner_steps: int = 10, lr: float = 5e-4, weight_decay: float = 0.0,
-                 normalize: bool = True, seed: int = 0, overwrite_inputs: bool | None = None) -> None:
+                 normalize: bool = True, seed: int = 0, overwrite_inputs: bool = False) -> None:
         super().__init__()
         blocks = list(model) if isinstance(model, nn.Sequential) else []
         if not blocks or not all(isinstance(b, PhysicalBlock) for b in blocks):
@@ -85,7 +83,7 @@ class ForwardForward(Method):
         self.model, self.n_classes = model, int(n_classes)
         self.goodness_kind, self.theta, self.threshold = goodness, float(theta), float(threshold)
         self.inner_steps, self.normalize = int(inner_steps), bool(normalize)
-        self.overwrite_inputs, self._warned = overwrite_inputs, False
+        self.overwrite_inputs = bool(overwrite_inputs)
         for layer in physical_layers(model):
             layer.route = "none"
         self.generator = torch.Generator().manual_seed(seed)
@@ -108,8 +106,8 @@ class ForwardForward(Method):
         return out
 
     def _check_room(self, x: torch.Tensor) -> None:
-        """Refuse or flag inputs whose first ``C`` entries hold content (see ``overwrite_inputs``)."""
-        if self.overwrite_inputs or (self.overwrite_inputs is None and self._warned):
+        """Refuse inputs whose first ``C`` entries hold content, unless ``overwrite_inputs``."""
+        if self.overwrite_inputs:
             return
         held = (x[:, :self.n_classes] != 0).any(dim=1)
         if not bool(held.any()):
@@ -119,10 +117,7 @@ class ForwardForward(Method):
                    f"{len(x)} samples hold content there (max |x| = {float(x[:, :c].abs().max()):.4g}), which the "
                    f"overlay overwrites. Prepend {c} zero columns (torch.nn.functional.pad(x, ({c}, 0))) and build "
                    f"the first device for them, or pass overwrite_inputs=True to overwrite on purpose.")
-        if self.overwrite_inputs is False:
-            raise InputError(message)
-        warnings.warn(message, UserWarning, stacklevel=3)
-        self._warned = True
+        raise InputError(message)
 
     def wrong_labels(self, y: torch.Tensor) -> torch.Tensor:
         """A uniformly random wrong label per sample, from the method's generator."""
