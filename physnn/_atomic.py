@@ -22,7 +22,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None], *, 
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "", "encoding": "utf-8"})) as f:
             write(f)
             f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~process_umask())
+            os.fchmod(f.fileno(), default_file_mode())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -30,6 +30,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None], *, 
             os.unlink(tmp)
         raise
     return path
+
+
+def default_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: 0666 less the process umask."""
+    return 0o666 & ~process_umask()
 
 
 def process_umask() -> int:

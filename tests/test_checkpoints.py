@@ -92,3 +92,21 @@ def test_files_follow_the_umask(tmp_path):
         os.umask(old)
     for path in [tmp_path / "a.txt", *(tmp_path / "run").iterdir()]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
+
+
+def test_processed_audio_and_downloads_follow_the_umask(tmp_path):
+    import numpy as np
+
+    from physnn.data import _paths
+    from physnn.devices.audio.wavio import write_wav
+
+    old = os.umask(0o027)
+    try:
+        write_wav(tmp_path / "out.wav", np.zeros((1, 100)), 44100)
+        source = tmp_path / "source.bin"
+        source.write_bytes(b"data")
+        _paths._download(source.as_uri(), tmp_path / "fetched.bin", None)
+    finally:
+        os.umask(old)
+    for name in ("out.wav", "fetched.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name

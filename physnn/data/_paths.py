@@ -26,6 +26,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from physnn._atomic import default_file_mode
 from physnn.data import _registry
 from physnn.errors import ChecksumError, DataNotFoundError
 
@@ -134,6 +135,7 @@ def _download(url: str, dest: Path, expected: str | None) -> None:
                 f"download of {url} into {dest}: SHA-256 expected {expected}, "
                 f"got {h.hexdigest()}; nothing was saved."
             )
+        os.chmod(tmp, default_file_mode())  # mkstemp made it 0600
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -119,7 +119,7 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
         restore_best: load the best epoch's state into ``method`` at the end.
         eval_train: evaluate on the whole training set every epoch (costs device calls).
         eval_batch_size: chunk size of evaluation (``None``: whole sets at once).
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (only on a terminal: logs get no carriage returns).
         callbacks: :class:`Callback` hooks.
         plot: write ``curves.png`` at the end (needs ``out_dir``).
         record: a measurement record (SQLite, :mod:`physnn.data.record`) that gets every call of every
@@ -148,7 +148,7 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
     if resume and out is not None:
         loop = _resumed(out / CHECKPOINT, method) or loop
     meters = _Meters(method)
-    bar = tqdm(total=epochs, initial=min(loop.epoch, epochs), disable=not progress, desc=method.name,
+    bar = tqdm(total=epochs, initial=min(loop.epoch, epochs), disable=None if progress else True, desc=method.name,
                unit="epoch", leave=False)
     try:
         while loop.epoch < epochs and not loop.stopped:

@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from ..._atomic import default_file_mode
 from ...cli import fail, parse_settings
 from ...device import Device
 from ...errors import ClippingError, ConfigurationError, DataFormatError, DataNotFoundError, InputError, PhysnnError
@@ -67,6 +68,7 @@ def write_wav(path: str, audio: np.ndarray, sample_rate: int, *, subtype: str = 
     os.close(fd)
     try:
         sf.write(tmp, (audio / full_scale).T, int(sample_rate), subtype=subtype)
+        os.chmod(tmp, default_file_mode())  # mkstemp made it 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
