@@ -38,13 +38,6 @@ NUMERIC_BAD = (-1, 0, math.nan, WRONG_TYPE)
 STR_BAD = ("no-such-option", 3)
 UNKNOWN_KEYWORD = "no_such_setting"
 
-# Cases that still raise a builtin error, each in a file its owner is converting (see the reason);
-# not strict, so they pass once converted.
-XFAIL: dict[tuple[str, str], str] = {
-    ("phyll-cavity", UNKNOWN_KEYWORD): "phyll_cavity passes **kwargs on to MeasuredDevice, whose TypeError for an "
-                                       "unknown keyword escapes; physnn/devices/measured/cavity.py (measured owner)",
-}
-
 
 def _bad_values(param: inspect.Parameter) -> tuple[Any, ...]:
     """Bad values for one constructor parameter, chosen from its default and annotation."""
@@ -66,8 +59,7 @@ def _cases() -> list[Any]:
         params = [p for p in inspect.signature(devices.factory_of(name)).parameters.values()
                   if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
         for arg in [p.name for p in params] + [UNKNOWN_KEYWORD]:
-            marks = [pytest.mark.xfail(reason=XFAIL[(name, arg)], strict=False)] if (name, arg) in XFAIL else []
-            cases.append(pytest.param(name, arg, id=f"{name}-{arg}", marks=marks))
+            cases.append(pytest.param(name, arg, id=f"{name}-{arg}"))
     return cases
 
 

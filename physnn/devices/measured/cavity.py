@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
 from ...data import load_phyll_cavity
+from ...errors import ConfigurationError
 from .measured_device import MeasuredDevice
 
 #: The cavity's drive range: amplitudes sent to its 20 inputs lie in [0, 1).
@@ -25,6 +27,13 @@ def phyll_cavity(data_dir: str | os.PathLike[str] | None = None, *, method: str 
     Raises:
         physnn.errors.DataNotFoundError: the CSV files are not in the data
             directory (``data_dir``, else ``$PHYSNN_DATA``, else the user cache).
+        physnn.errors.ConfigurationError: a keyword that :class:`MeasuredDevice` does not take.
     """
+    takes = set(inspect.signature(MeasuredDevice).parameters) - {"x_measured", "y_measured", "method", "name",
+                                                                    "input_bounds"}
+    unknown = sorted(set(kwargs) - takes)
+    if unknown:
+        raise ConfigurationError(f"phyll_cavity: unknown setting(s) {unknown}; it takes data_dir, method, "
+                                 f"input_bounds and MeasuredDevice's {sorted(takes)}")
     x, y = load_phyll_cavity(data_dir)
     return MeasuredDevice(x, y, method=method, name="phyll-cavity", input_bounds=input_bounds, **kwargs)
