@@ -11,6 +11,7 @@ from .blackbox import BlackBox
 from .oscillators import CoupledPendula
 from .recorded import Recorded, ReplayDevice, recording
 from .reference import ReferenceDevice
+from .wrapper import Wrapper
 
-__all__ = ["ENTRY_POINT_GROUP", "BlackBox", "CoupledPendula", "Recorded", "ReferenceDevice", "ReplayDevice",
+__all__ = ["BlackBox", "CoupledPendula", "ENTRY_POINT_GROUP", "Recorded", "ReferenceDevice", "ReplayDevice", "Wrapper",
            "available", "create", "factory_of", "recording", "register"]

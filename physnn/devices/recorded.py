@@ -24,9 +24,10 @@ from ..data.record import RecordWriter, load_record, to_json
 from ..device import Control, Device
 from ..errors import PhysnnError, RecordError, ReplayMissError
 from ..layer import PhysicalLayer
+from .wrapper import Wrapper
 
 
-class Recorded(Device):
+class Recorded(Wrapper):
     """``device`` with every call appended to a measurement record.
 
     Each call that reaches ``device`` is stored whole (drive, validated
@@ -51,21 +52,13 @@ class Recorded(Device):
 
     def __init__(self, device: Device, record: str | os.PathLike | RecordWriter, *, label: str | None = None,
                  synchronous: str = "NORMAL") -> None:
-        super().__init__(seed=device.seed)
-        self.inner = device
-        self.name = f"recorded({device.name})"
-        self._mirror(device)
-        self.differentiable = device.differentiable
+        super().__init__(device, f"recorded({device.name})")
         self._owns_writer = not isinstance(record, RecordWriter)
         self.writer = RecordWriter(record, synchronous=synchronous) if self._owns_writer else record
         self.label = label or device.name
         self._interface = to_json(interface_of(device))
         self._identity: dict[str, Any] | None = None
         self.device_id: int | None = None
-
-    @property
-    def stochastic(self) -> bool:
-        return self.inner.stochastic
 
     def _forward(self, x: torch.Tensor, controls: dict[str, torch.Tensor]) -> torch.Tensor:
         start = time.time()
@@ -99,16 +92,6 @@ class Recorded(Device):
                                                     describe.get("idn"))
             self._identity = describe
         return self.device_id
-
-    def reseed(self, seed: int | None = None) -> None:
-        super().reseed(seed)
-        inner = getattr(self, "inner", None)  # absent while Device.__init__ seeds the wrapper
-        if inner is not None:
-            inner.reseed(seed)
-
-    def sample_inputs(self, n: int, generator: torch.Generator | None = None,
-                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return self.inner.sample_inputs(n, generator=generator, dtype=dtype)
 
     def describe(self) -> dict[str, Any]:
         """The inner device's description plus where it is recorded."""

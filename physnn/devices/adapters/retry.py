@@ -15,6 +15,7 @@ from ...errors import (
     DeviceOutputError,
     DeviceUnavailableError,
 )
+from ..wrapper import Wrapper
 
 log = logging.getLogger("physnn.devices.adapters")
 
@@ -22,7 +23,7 @@ log = logging.getLogger("physnn.devices.adapters")
 TRANSIENT = (DeviceConnectionError, DeviceOutputError, TimeoutError, ConnectionError)
 
 
-class Retrying(Device):
+class Retrying(Wrapper):
     """``device`` with retries: a failed call is repeated after ``backoff * 2**k`` seconds.
 
     Retried: :data:`TRANSIENT` failures (timeouts, dropped connections, NaN/Inf
@@ -47,14 +48,10 @@ class Retrying(Device):
     """
 
     def __init__(self, device: Device, *, retries: int = 3, backoff: float = 0.1, max_backoff: float = 10.0) -> None:
-        super().__init__(seed=device.seed)
+        super().__init__(device, f"retrying({device.name})")
         if retries < 0 or backoff < 0 or max_backoff < 0:
             raise ConfigurationError(f"Retrying needs retries >= 0, backoff >= 0 and max_backoff >= 0, got "
                                      f"{retries}, {backoff}, {max_backoff}")
-        self.inner = device
-        self.name = f"retrying({device.name})"
-        self._mirror(device)
-        self.differentiable, self.stochastic = device.differentiable, device.stochastic
         self.retries, self.backoff, self.max_backoff = int(retries), float(backoff), float(max_backoff)
         self.failures = 0
 
@@ -76,16 +73,3 @@ class Retrying(Device):
                             attempt + 1, self.retries + 1, type(exc).__name__, exc, wait)
                 time.sleep(wait)
                 attempt += 1
-
-    def reseed(self, seed: int | None = None) -> None:
-        super().reseed(seed)
-        inner = getattr(self, "inner", None)  # absent while Device.__init__ seeds the wrapper
-        if inner is not None:
-            inner.reseed(seed)
-
-    def sample_inputs(self, n: int, generator: torch.Generator | None = None,
-                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return self.inner.sample_inputs(n, generator=generator, dtype=dtype)
-
-    def close(self) -> None:
-        self.inner.close()
