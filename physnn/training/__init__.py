@@ -9,7 +9,8 @@
   (model-free forward-forward, PhyLL).
 * Models: :func:`physical_network` (blocks ``linear(cat(device(drive(h)), h))``),
   :func:`digital_network` (the same sizes without physics).
-* Twins: :func:`fit_twin`, :class:`NeuralTwin`, :class:`CalibratedTwin`.
+* Twins: :func:`fit_twin` (on :func:`network_drives`, the drives a network
+  really sends), :class:`NeuralTwin`, :class:`CalibratedTwin`.
 * Creep: :func:`run_creep` swaps classical layers for quantum ones one group at
   a time (:class:`Swap`, :func:`ladder`) and trains every level under one budget.
 """
@@ -21,10 +22,10 @@ from .loop import Callback, RunResult, fit
 from .methods import Backprop, Method, PhysicsAware, ZerothOrder
 from .models import Drive, PhysicalBlock, digital_network, physical_network
 from .plots import plot_comparison, plot_history
-from .twin import CalibratedTwin, NeuralTwin, TwinReport, fit_twin
+from .twin import CalibratedTwin, NeuralTwin, TwinReport, fit_twin, network_drives
 
 __all__ = ["Backprop", "CalibratedTwin", "Callback", "Drive", "ForwardForward", "LevelResult", "Method",
            "NeuralTwin", "PhysicalBlock", "PhysicsAware", "RunResult", "Swap", "TwinReport", "ZerothOrder",
            "build_level", "count_parameters", "digital_network", "fit", "fit_twin", "ladder", "load_checkpoint",
-           "physical_network",
+           "network_drives", "physical_network",
            "plot_comparison", "plot_history", "run_creep", "write_tables"]

@@ -35,6 +35,7 @@ from ..data.record import Record, load_record
 from ..device import Control, Device
 from ..errors import ConfigurationError, GradientRouteError, RecordError
 from ..layer import check_twin_matches
+from .models import physical_layers
 
 
 class NeuralTwin(Device):
@@ -189,6 +190,30 @@ class TwinReport:
         return asdict(self)
 
 
+def network_drives(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The drives ``model`` sends to each of its physical layers' devices on inputs ``x``, in layer order.
+
+    Runs ``model(x)`` once without gradients (its devices are driven) and keeps
+    what reached each :class:`~physnn.PhysicalLayer`'s device, shape
+    ``(N, *in_shape)``: pass ``inputs=network_drives(model, x)[k]`` to
+    :func:`fit_twin` so that layer ``k``'s twin is fitted where the network
+    will use it (a twin fitted on uniform drives can be far off there).
+    """
+    layers = list(physical_layers(model))
+    if not layers:
+        raise ConfigurationError(f"network_drives: {type(model).__name__} has no PhysicalLayer")
+    drives: list[list[torch.Tensor]] = [[] for _ in layers]
+    hooks = [layer.device.register_forward_pre_hook(lambda _m, args, k=k: drives[k].append(args[0].detach()))
+             for k, layer in enumerate(layers)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [torch.cat(d) for d in drives]
+
+
 def fit_twin(device: Device, twin: Device, *, n_samples: int = 2000,
              inputs: torch.Tensor | Literal["sample_inputs"] = "sample_inputs",
              record: str | os.PathLike | Record | None = None, settings: int = 16, repeats: int = 1,
@@ -198,8 +223,9 @@ def fit_twin(device: Device, twin: Device, *, n_samples: int = 2000,
 
     A twin is only accurate where it was fitted. Choose the drives explicitly:
 
-    * ``inputs=<tensor>``: the drives the network will send (e.g. a layer's
-      encoded training data); the right choice for a twin used in training.
+    * ``inputs=<tensor>``: the drives the network will send
+      (:func:`network_drives` of the model on the training data); the right
+      choice for a twin used in training.
     * ``inputs="sample_inputs"`` (the default): ``n_samples`` drives from
       ``device.sample_inputs``, typically uniform over the device's input range
       (at most [-1, 1]), which may lie far from what a network sends.
