@@ -77,12 +77,14 @@ CREATE TABLE IF NOT EXISTS controls (call_id INTEGER NOT NULL REFERENCES calls(i
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
-def encode(t: torch.Tensor) -> tuple[str, str, bytes]:
+def encode(t: torch.Tensor) -> tuple[str, str, memoryview]:
     """``(dtype, shape, bytes)`` of a tensor: NumPy dtype string, JSON shape, raw little-endian C-order bytes."""
     a = t.detach().cpu().numpy()
+    if not a.flags.c_contiguous:
+        a = a.copy()  # C order (np.ascontiguousarray would make a 0-d control 1-d)
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("<"))
-    return a.dtype.str, str(list(a.shape)), a.tobytes()
+    return a.dtype.str, str(list(a.shape)), memoryview(a).cast("B")  # SQLite copies it: no copy here
 
 
 def decode(dtype: str, shape: str, data: bytes) -> np.ndarray:

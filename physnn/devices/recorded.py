@@ -115,9 +115,14 @@ def _interface(device: Device) -> tuple:
 
 def _validates_as_base(device: Device) -> bool:
     """True when ``device`` validates exactly as :class:`Device` does and has no hooks to run."""
-    return (all(getattr(type(device), m) is getattr(Device, m) for m in _VALIDATION)
+    return (_class_validates_as_base(type(device))
             and not (device._forward_hooks or device._forward_pre_hooks or nn.modules.module._global_forward_hooks
                      or nn.modules.module._global_forward_pre_hooks))
+
+
+@functools.cache
+def _class_validates_as_base(cls: type) -> bool:
+    return all(getattr(cls, m) is getattr(Device, m) for m in _VALIDATION)
 
 
 def interface_of(device: Device) -> dict[str, Any]:
