@@ -10,8 +10,9 @@
 PennyLane is imported only by :mod:`physnn.devices.quantum.circuit`.
 """
 
-from .layers import DataReUploadingLinear, FlippedQuanv2d, hermitian_exp_i, reupload, special_unitary
+from .layers import DataReUploadingLinear, FlippedQuanv2d, reupload
 from .paulis import pauli_coefficients, pauli_combination, pauli_matrix, pauli_strings
+from .unitary import hermitian_exp_i, special_unitary
 
 
 def __getattr__(name: str):

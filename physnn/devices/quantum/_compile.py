@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from ...errors import ConfigurationError
-from .layers import special_unitary
 from .paulis import complex_dtype
+from .unitary import special_unitary
 
 ParamRef = tuple[str, torch.Tensor]  # ("x" | "w", indices into the features or the flat weights)
 

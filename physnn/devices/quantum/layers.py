@@ -26,12 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigurationError
-from .paulis import complex_dtype, pauli_combination
-
-
-def special_unitary(theta: torch.Tensor, n_qubits: int) -> torch.Tensor:
-    """``exp(i sum_k theta_k P_k)``, the ``qml.SpecialUnitary`` matrix: ``(..., 4**n - 1)`` -> ``(..., 2**n, 2**n)``."""
-    return hermitian_exp_i(pauli_combination(theta, n_qubits))
+from .paulis import pauli_combination
+from .unitary import divided_differences, special_unitary
 
 
 def pauli_exp_i(theta: torch.Tensor, n_qubits: int, theta_imag: torch.Tensor | None = None, *,
@@ -148,47 +144,6 @@ class FlippedQuanv2d(nn.Module):
                 + (", complex_weights=True" if self.weight_imag is not None else ""))
 
 
-def _divided_differences(evals: torch.Tensor, t: float, cdtype: torch.dtype) -> torch.Tensor:
-    """``(exp(i t l_a) - exp(i t l_b)) / (l_a - l_b)`` (``i t exp(i t l_a)`` where equal) ``(..., N, N)``,
-    written as ``i t e_a e_b sinc(t (l_a - l_b) / 2)`` with ``e = exp(i t l / 2)``: exact for any gap."""
-    half = torch.polar(torch.ones_like(evals), evals * (t / 2)).to(cdtype)
-    gap = evals[..., :, None] - evals[..., None, :]
-    return 1j * t * half[..., :, None] * half[..., None, :] * torch.sinc(gap * (t / (2 * math.pi))).to(cdtype)
-
-
-class _HermitianExpI(torch.autograd.Function):
-    """``exp(i t A)`` for the Hermitian part ``A`` of square matrices, by one eigendecomposition.
-
-    The backward is the Daleckii-Krein formula with :func:`_divided_differences`,
-    exact for equal or nearly equal eigenvalues (``torch.linalg.eigh``'s own
-    backward divides by eigenvalue gaps).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, g: torch.Tensor, t: float) -> torch.Tensor:
-        evals, evecs = torch.linalg.eigh((g + g.mH) / 2)
-        cdtype = complex_dtype(g.dtype)
-        w = evecs.to(cdtype)
-        out = (w * torch.polar(torch.ones_like(evals), evals * t).to(cdtype)[..., None, :]) @ w.mH
-        ctx.save_for_backward(evals, w)
-        ctx.t, ctx.real = t, not g.is_complex()
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        evals, w = ctx.saved_tensors
-        inner = (w.mH @ grad @ w) * _divided_differences(evals, ctx.t, w.dtype).conj()
-        out = w @ inner @ w.mH
-        out = (out + out.mH) / 2
-        return (out.real if ctx.real else out), None
-
-
-def hermitian_exp_i(a: torch.Tensor, t: float = 1.0) -> torch.Tensor:
-    """``exp(i t A)`` for Hermitian ``A`` ``(..., N, N)`` (real symmetric or complex; only the Hermitian
-    part ``(A + A^H) / 2`` is used) -> complex ``(..., N, N)``, differentiable in ``A``."""
-    return _HermitianExpI.apply(a, float(t))
-
-
 def _apply_real(v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """``v @ z`` for real matrices ``v`` ``(B, N, N)`` and complex vectors ``z`` ``(B, N)``, as one real product."""
     return torch.view_as_complex((v @ torch.view_as_real(z)).contiguous())
@@ -232,7 +187,7 @@ class _ReUpload(torch.autograd.Function):
         grad_d = None
         if ctx.needs_input_grad[0]:
             h = torch.stack(rotated[::-1], -1)           # (B, N, R)
-            inner = (h @ coords.conj().mT) * _divided_differences(evals, ctx.t, h.dtype).conj()
+            inner = (h @ coords.conj().mT) * divided_differences(evals, ctx.t, h.dtype).conj()
             grad_d = v @ inner.real @ v.mT
             grad_d = (grad_d + grad_d.mT) / 2
         return grad_d, grad_blocks, None
