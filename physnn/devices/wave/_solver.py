@@ -3,11 +3,11 @@
 * ``numba`` (CPU): the fused kernels of :mod:`._kernels`, wrapped in a
   ``torch.autograd.Function`` whose backward pass is the hand-written reversible adjoint
   with boundary saving (memory: the last two fields plus a one-cell ring per step).
-* ``torch`` (any torch device, CUDA included): the same update in torch ops. Under
-  autograd it keeps memory low by checkpointing segments of ``checkpoint_every`` steps
-  (default ``sqrt(T)``); it is also the route for saturable absorption, which makes the
-  interior lossy and so irreversible, and the reference for the gradient tests
-  (``checkpoint_every=0``: plain autograd through every step).
+* ``torch`` (any torch device, CUDA included): the same update in torch ops
+  (:mod:`._torch_adjoint`), with the same exact adjoint written in torch ops: reversible
+  with boundary saving, or, with saturable absorption (lossy, irreversible), recomputed from
+  checkpoints every ``checkpoint_every`` steps (default ``sqrt(T)``).
+  ``checkpoint_every=0``: plain autograd through every step, the reference of the gradient tests.
 
 Shapes: ``x`` (B, S, T) source series; ``cl``, ``q``, ``sat`` (Ny, Nx); outputs
 ``intensity`` (B, P) and ``signals`` (B, P, T).
@@ -15,13 +15,12 @@ Shapes: ``x`` (B, S, T) source series; ``cl``, ``q``, ``sat`` (Ny, Nx); outputs
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
+
+from ._torch_adjoint import Stepper, TorchWave, damping_coefficients, default_every
 
 
 @dataclass(frozen=True)
@@ -75,14 +74,6 @@ def solve(x: torch.Tensor, cl: torch.Tensor, q: torch.Tensor, sat: torch.Tensor 
         return Solution(intensity, signals)
     return _torch_run(x, cl, q, sat, layout, dt=dt, h=h, sat_uth=sat_uth,
                       checkpoint_every=checkpoint_every, snapshot_every=snapshot_every)
-
-
-def damping_coefficients(beta, beta_sat=0.0):
-    """``a1 = 1/(1 + beta)``, ``a2 = (1 - beta)/(1 + beta)`` of the update
-    ``u+ = a1 (2u + r2 c^2 lap) - a2 u-`` for ``beta = b dt`` (arrays or tensors)."""
-    total = beta + beta_sat
-    a1 = 1 / (1 + total)
-    return a1, (1 - total) * a1
 
 
 # ------------------------------------------------------------------------------- numba
@@ -168,81 +159,26 @@ class _NumbaWave(torch.autograd.Function):
 
 
 # ------------------------------------------------------------------------------- torch
-def _laplacian(u: torch.Tensor) -> torch.Tensor:
-    """5-point sum ``u[i-1] + u[i+1] + u[j-1] + u[j+1] - 4u`` with ``u = 0`` outside, (B, Ny, Nx)."""
-    p = F.pad(u, (1, 1, 1, 1))
-    return (p[:, :-2, 1:-1] + p[:, 2:, 1:-1]) + (p[:, 1:-1, :-2] + p[:, 1:-1, 2:]) - 4 * u
-
-
-class _TorchStepper:
-    """The update of :mod:`._kernels` in torch ops, on the inputs' torch device."""
-
-    def __init__(self, x, cl, q, sat, layout: Layout, dt: float, h: float, sat_uth: float) -> None:
-        dev, dtype = x.device, x.dtype
-        ny, nx = layout.shape
-        as_t = lambda a, t=dtype: torch.as_tensor(a, dtype=t, device=dev)  # noqa: E731
-        self.x, self.cl, self.q, self.sat, self.uth, self.dt = x, cl, q, sat, sat_uth, dt
-        self.r2, self.dt2 = (dt / h) ** 2, dt * dt
-        self.beta = as_t(layout.damping * dt)
-        self.src_idx = as_t(layout.src_cells[:, 0] * nx + layout.src_cells[:, 1], torch.int64)
-        self.src_port = as_t(layout.src_port, torch.int64)
-        self.src_w = as_t(layout.src_w)
-        self.prb_idx = as_t(layout.prb_cells[:, 0] * nx + layout.prb_cells[:, 1], torch.int64)
-        self.prb_w = as_t(layout.prb_w)
-        self.prb_map = F.one_hot(as_t(layout.prb_port, torch.int64), layout.n_probes).to(dtype)  # (K, P)
-
-    def step(self, u: torch.Tensor, u_old: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """u^{n+1} from u^n, u^{n-1}; returns (u^{n+1}, probe signal (B, P), probe intensity rate (B, P))."""
-        c = self.cl + self.q * (u * u)
-        sat = 0.0 if self.sat is None else self.dt * self.sat / (1 + (u / self.uth) ** 2)
-        a1, a2 = damping_coefficients(self.beta, sat)
-        new = a1 * (2 * u + self.r2 * (c * c) * _laplacian(u)) - a2 * u_old
-        drive = (self.dt2 * self.src_w) * self.x[:, self.src_port, n]  # (B, K)
-        new = new.flatten(1).index_add(1, self.src_idx, drive).view_as(u)
-        v = new.flatten(1)[:, self.prb_idx]
-        return new, (self.prb_w * v) @ self.prb_map, self.dt * ((self.prb_w * v * v) @ self.prb_map)
-
-    def segment(self, u, u_old, n0: int, n1: int):
-        """Steps n0..n1-1; returns (u, u_old, signals (B, P, n1-n0), intensity (B, P))."""
-        signals, intensity = [], 0
-        for n in range(n0, n1):
-            new, sig, rate = self.step(u, u_old, n)
-            u, u_old = new, u
-            signals.append(sig)
-            intensity = intensity + rate
-        return u, u_old, torch.stack(signals, -1), intensity
-
-
 def _torch_run(x, cl, q, sat, layout: Layout, *, dt: float, h: float, sat_uth: float,
                checkpoint_every: int | None, snapshot_every: int | None) -> Solution:
-    stepper = _TorchStepper(x, cl, q, sat, layout, dt, h, sat_uth)
-    batch, steps = x.shape[0], x.shape[-1]
-    u = torch.zeros((batch,) + layout.shape, dtype=x.dtype, device=x.device)
-    u_old = torch.zeros_like(u)
-    if snapshot_every:
-        return _with_snapshots(stepper, u, u_old, steps, snapshot_every)
-    grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, cl, q, sat))
-    every = max(1, math.isqrt(steps)) if checkpoint_every is None else checkpoint_every
-    if not grad or every == 0:
-        u, u_old, signals, intensity = stepper.segment(u, u_old, 0, steps)
-        return Solution(intensity, signals)
-    sig_parts, intensity = [], 0
-    for n0 in range(0, steps, every):
-        n1 = min(steps, n0 + every)
-        u, u_old, sig, rate = checkpoint(stepper.segment, u, u_old, n0, n1, use_reentrant=False)
-        sig_parts.append(sig)
-        intensity = intensity + rate
-    return Solution(intensity, torch.cat(sig_parts, -1))
+    if snapshot_every or checkpoint_every == 0:
+        return _autograd_run(Stepper(x, cl, q, sat, layout, dt, h, sat_uth), x.shape[-1], snapshot_every)
+    every = default_every(x.shape[-1], checkpoint_every)
+    intensity, signals = TorchWave.apply(x, cl, q, sat, layout, dt, h, sat_uth, every)
+    return Solution(intensity, signals)
 
 
-def _with_snapshots(stepper: _TorchStepper, u, u_old, steps: int, every: int) -> Solution:
-    signals, snaps, intensity = [], [], 0
+def _autograd_run(st: Stepper, steps: int, snapshot_every: int | None) -> Solution:
+    """Plain autograd through every step (the reference of the gradient tests), with optional snapshots."""
+    u, u_old = st.zeros(), st.zeros()
+    probes, snaps = [], []
     for n in range(steps):
-        new, sig, rate = stepper.step(u, u_old, n)
-        u, u_old = new, u
-        signals.append(sig)
-        intensity = intensity + rate
-        if (n + 1) % every == 0:
+        u, u_old = st.step(u, u_old, n), u
+        probes.append(st.probe(u))
+        if snapshot_every and (n + 1) % snapshot_every == 0:
             snaps.append(u)
+    intensity, signals = st.outputs(torch.stack(probes))
+    if not snapshot_every:
+        return Solution(intensity, signals)
     snapshots = torch.stack(snaps, 1) if snaps else u.new_zeros((u.shape[0], 0) + u.shape[1:])
-    return Solution(intensity, torch.stack(signals, -1), snapshots)
+    return Solution(intensity, signals, snapshots)

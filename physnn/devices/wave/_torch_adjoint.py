@@ -1,0 +1,273 @@
+"""The torch backend of the wave solver: the leapfrog in torch ops and its exact, hand-written adjoint.
+
+Device-agnostic (every tensor is made on the input's device), so it runs on CPU and CUDA alike.
+One step, per cell (``u = u^n``, ``lap`` the 5-point sum without ``1/h^2``, ``r2 = (dt/h)^2``)::
+
+    c       = cl + q u^2                                   (Kerr-like speed)
+    D       = 1 + b dt + dt sat / (1 + (u / u_th)^2)       (damping, saturable absorption)
+    u^{n+1} = (2u + r2 c^2 lap - (2 - D) u^{n-1}) / D + dt^2 s x[n]
+
+:class:`TorchWave` runs it without an autograd graph and back-propagates by the adjoint
+recursion (the transposed step, run backwards in time). The fields the adjoint needs are
+rebuilt one of two ways:
+
+* reversible media (no saturable absorption): the interior update is time-reversible, so
+  ``u^{n-1}`` is rebuilt from ``u^n`` and ``u^{n+1}``; the absorber is not, and the one-cell
+  ring around the interior, which the interior stencil reads, is replayed from a strip the
+  forward pass recorded at every step (boundary saving, as the numba kernels). Memory: the
+  last two fields plus the ring per step.
+* saturable absorption (lossy, irreversible): the forward pass stores the field pair every
+  ``every`` steps (default ``sqrt(T)``); the backward pass recomputes each segment from its
+  checkpoint, keeping the interior fields of that segment only. Memory: O(sqrt(T)) fields.
+
+Everything that depends on the fields (Kerr term, saturable absorption, material gradients)
+must lie in the undamped interior ``layout.box`` (where ``b = 0``); outside it the adjoint is
+the linear, constant-coefficient one. Shapes: ``x`` (B, S, T); ``cl``, ``q``, ``sat`` (Ny, Nx);
+outputs ``intensity`` (B, P), ``signals`` (B, P, T).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from ._solver import Layout
+
+
+def damping_coefficients(beta):
+    """``a1 = 1/(1 + beta)``, ``a2 = (1 - beta)/(1 + beta)`` of the update
+    ``u+ = a1 (2u + r2 c^2 lap) - a2 u-`` for ``beta = b dt`` (arrays or tensors)."""
+    a1 = 1 / (1 + beta)
+    return a1, (1 - beta) * a1
+
+
+def laplacian(u: torch.Tensor) -> torch.Tensor:
+    """5-point sum ``u[i-1] + u[i+1] + u[j-1] + u[j+1] - 4u`` with ``u = 0`` outside, (B, Ny, Nx)."""
+    p = F.pad(u, (1, 1, 1, 1))
+    return (p[:, :-2, 1:-1] + p[:, 2:, 1:-1]) + (p[:, 1:-1, :-2] + p[:, 1:-1, 2:]) - 4 * u
+
+
+def _box_laplacian(e: torch.Tensor) -> torch.Tensor:
+    """The 5-point sum on the inner cells of an extended-box crop ``e`` (B, h + 2, w + 2) -> (B, h, w)."""
+    return (e[:, :-2, 1:-1] + e[:, 2:, 1:-1]) + (e[:, 1:-1, :-2] + e[:, 1:-1, 2:]) - 4 * e[:, 1:-1, 1:-1]
+
+
+class Stepper:
+    """A run's static tensors on ``x``'s device and the forward update (differentiable torch ops)."""
+
+    def __init__(self, x: torch.Tensor, cl: torch.Tensor, q: torch.Tensor, sat: torch.Tensor | None,
+                 layout: Layout, dt: float, h: float, sat_uth: float) -> None:
+        dev, dtype = x.device, x.dtype
+        ny, nx = layout.shape
+        as_t = lambda a, t=dtype: torch.as_tensor(a, dtype=t, device=dev)  # noqa: E731
+        self.layout, self.cl, self.q, self.sat, self.uth = layout, cl, q, sat, sat_uth
+        self.dt, self.r2 = dt, (dt / h) ** 2
+        self.kerr = bool((q.detach() != 0).any())
+        self.beta = as_t(layout.damping * dt)
+        self.a1, self.a2 = damping_coefficients(self.beta)
+        self.src_idx = as_t(layout.src_cells[:, 0] * nx + layout.src_cells[:, 1], torch.int64)
+        self.src_gain = as_t(layout.src_w) * (dt * dt)                                   # (K,)
+        self.src_map = F.one_hot(as_t(layout.src_port, torch.int64), x.shape[1]).to(dtype)  # (K, S)
+        self.drive = torch.einsum("bst,ks->bkt", x, self.src_map) * self.src_gain[:, None]  # (B, K, T)
+        self.prb_idx = as_t(layout.prb_cells[:, 0] * nx + layout.prb_cells[:, 1], torch.int64)
+        self.prb_port = as_t(layout.prb_port, torch.int64)
+        self.prb_w = as_t(layout.prb_w)
+        self.prb_map = F.one_hot(self.prb_port, layout.n_probes).to(dtype)  # (K, P)
+        r0, r1, c0, c1 = layout.box
+        self.box = (slice(None), slice(r0, r1), slice(c0, c1))
+        self.ext = (slice(None), slice(r0, r1 + 2), slice(c0, c1 + 2))  # the box and its ring, padded indices
+        ew = c1 - c0 + 2
+        ext_flat = lambda cells: as_t((cells[:, 0] - r0 + 1) * ew + cells[:, 1] - c0 + 1, torch.int64)  # noqa: E731
+        self.ring_idx = as_t(layout.ring[:, 0] * nx + layout.ring[:, 1], torch.int64)
+        self.ring_ext = ext_flat(layout.ring)
+        self.src_ext = ext_flat(layout.src_cells)
+
+    def zeros(self) -> torch.Tensor:
+        """A field at rest, (B, Ny, Nx)."""
+        return self.drive.new_zeros((self.drive.shape[0],) + self.layout.shape)
+
+    def step(self, u: torch.Tensor, u_old: torch.Tensor, n: int) -> torch.Tensor:
+        """u^{n+1} (B, Ny, Nx) from u^n and u^{n-1}."""
+        c = self.cl + self.q * (u * u) if self.kerr else self.cl
+        lap = laplacian(u)
+        if self.sat is None:
+            new = self.a1 * ((u + u) + self.r2 * (c * c) * lap) - self.a2 * u_old
+        else:
+            d = 1 + self.beta + self.dt * self.sat / (1 + (u / self.uth) ** 2)
+            new = ((u + u) + self.r2 * (c * c) * lap - (2 - d) * u_old) / d
+        return new.flatten(1).index_add(1, self.src_idx, self.drive[:, :, n]).view_as(u)
+
+    def probe(self, u: torch.Tensor) -> torch.Tensor:
+        """The field at the probe cells, (B, K)."""
+        return u.flatten(1)[:, self.prb_idx]
+
+    def outputs(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(intensity (B, P), signals (B, P, T)) from the probe-cell fields ``v`` (T, B, K)."""
+        wv = v * self.prb_w
+        signals = torch.einsum("nbk,kp->bpn", wv, self.prb_map)
+        intensity = self.dt * torch.einsum("nbk,kp->bp", wv * v, self.prb_map)
+        return intensity, signals
+
+    def crop(self, u: torch.Tensor) -> torch.Tensor:
+        """The interior box and its ring, (B, h + 2, w + 2), a copy (zero where the ring is the wall)."""
+        return F.pad(u, (1, 1, 1, 1))[self.ext].contiguous()
+
+
+class _Adjoint:
+    """The backward recursion: per-step state and the transposed step.
+
+    ``lam`` is dL/du^{n+1} (complete), ``part`` the part of dL/du^n gathered so far; both (B, Ny, Nx).
+    """
+
+    def __init__(self, st: Stepper, v: torch.Tensor, g_int: torch.Tensor, g_sig: torch.Tensor) -> None:
+        self.st = st
+        steps, batch, _ = v.shape
+        port = st.prb_port
+        # dL/du^m at the probe cells, m = 1..T, (T, B, K)
+        self.pa = st.prb_w * (2 * st.dt * g_int[:, port] * v + g_sig[:, port, :].permute(2, 0, 1))
+        self.lam, self.part = st.zeros(), st.zeros()
+        self.lam.view(batch, -1).index_add_(1, st.prb_idx, self.pa[steps - 1])
+        if steps > 1:
+            self.part.view(batch, -1).index_add_(1, st.prb_idx, self.pa[steps - 2])
+        self.g_src = v.new_empty((steps, batch, len(st.src_idx)))  # dL/d(drive) / (dt^2 w), (T, B, K)
+        box_shape = st.zeros()[st.box].shape
+        self.g_cl = v.new_zeros(box_shape)   # per sample, summed at the end
+        self.g_q = v.new_zeros(box_shape)
+        self.g_sat = v.new_zeros(box_shape) if st.sat is not None else None
+        self.k = st.r2 * st.a1 * st.cl * st.cl  # w = k lambda where the speed does not depend on u
+
+    def step(self, n: int, cur: torch.Tensor, old: torch.Tensor | None, nxt: torch.Tensor | None):
+        """Back through step n (u^n -> u^{n+1}): ``cur`` = u^n on the extended box; ``old`` = u^{n-1}
+        and ``nxt`` = u^{n+1} there (needed with saturable absorption only). Returns ``(c^2, lap u)``
+        on the box."""
+        st, lam, part = self.st, self.lam, self.part
+        batch = lam.shape[0]
+        self.g_src[n] = lam.view(batch, -1)[:, st.src_idx]
+        u = cur[:, 1:-1, 1:-1]
+        lap = _box_laplacian(cur)
+        lb = lam[st.box]
+        c = st.cl[st.box[1:]] + st.q[st.box[1:]] * (u * u) if st.kerr else st.cl[st.box[1:]]
+        c2 = c * c
+        mu = st.a1 * lam
+        w = self.k * lam
+        if st.sat is not None:
+            e = 1 / (1 + (u / st.uth) ** 2)
+            sat = st.sat[st.box[1:]]
+            d = 1 + st.dt * sat * e
+            mu[st.box] = lb / d
+        mb = mu[st.box]
+        if st.kerr or st.sat is not None:
+            w[st.box] = st.r2 * c2 * mb
+        part += 2 * mu + laplacian(w)
+        dc = (st.r2 * 2) * c * lap * mb  # lambda * d(u^{n+1})/d(cl)
+        self.g_cl += dc
+        self.g_q.addcmul_(dc, u * u)
+        pb = part[st.box]
+        if st.kerr:
+            pb.addcmul_(dc, 2 * st.q[st.box[1:]] * u)
+        if st.sat is not None:
+            nb = nxt[:, 1:-1, 1:-1].clone(memory_format=torch.contiguous_format)
+            nb.view(batch, -1).index_add_(1, self._src_box(), -st.drive[:, :, n])
+            dd = (old[:, 1:-1, 1:-1] - nb) / d * lb  # lambda * d(u^{n+1})/dD
+            pb.addcmul_(dd, (st.dt * -2 / st.uth ** 2) * sat * u * e * e)
+            self.g_sat.addcmul_(dd, st.dt * e)
+        lam.mul_(-st.a2)
+        if st.sat is not None:
+            lb.mul_((2 - d) / d)
+        if n >= 2:
+            lam.view(batch, -1).index_add_(1, st.prb_idx, self.pa[n - 2])
+        self.lam, self.part = part, lam
+        return c2, lap
+
+    def _src_box(self) -> torch.Tensor:
+        r0, _, c0, c1 = self.st.layout.box
+        cells = self.st.layout.src_cells
+        return torch.as_tensor((cells[:, 0] - r0) * (c1 - c0) + cells[:, 1] - c0, device=self.lam.device)
+
+    def gradients(self, sat: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(g_x (B, S, T), g_cl, g_q, g_sat (Ny, Nx), zero outside the box)."""
+        st = self.st
+        g_x = torch.einsum("nbk,ks->bsn", self.g_src * st.src_gain, st.src_map)
+        full = []
+        for g in (self.g_cl, self.g_q) + ((self.g_sat,) if sat else ()):
+            out = st.cl.new_zeros(st.layout.shape)
+            out[st.box[1:]] = g.sum(0)
+            full.append(out)
+        return g_x, full[0], full[1], full[2] if sat else None
+
+
+class TorchWave(torch.autograd.Function):
+    """Forward without a graph; backward by the exact adjoint (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx, x, cl, q, sat, layout: Layout, dt: float, h: float, sat_uth: float,  # type: ignore[override]
+                every: int):
+        st = Stepper(x, cl, q, sat, layout, dt, h, sat_uth)
+        keep = any(ctx.needs_input_grad[:4])
+        steps = x.shape[-1]
+        u, old = st.zeros(), st.zeros()
+        v = x.new_empty((steps, x.shape[0], len(st.prb_idx)))
+        strip = x.new_zeros((steps + 1, x.shape[0], len(st.ring_idx))) if keep and sat is None else None
+        starts = []
+        for n in range(steps):
+            if keep and sat is not None and n % every == 0:
+                starts.append((u, old))
+            new = st.step(u, old, n)
+            v[n] = st.probe(new)
+            if strip is not None:
+                strip[n + 1] = new.view(x.shape[0], -1)[:, st.ring_idx]
+            u, old = new, u
+        if keep:
+            ctx.state = (st, v, strip, starts, (u, old), every)
+        return st.outputs(v)
+
+    @staticmethod
+    def backward(ctx, g_int, g_sig):  # type: ignore[override]
+        st, v, strip, starts, (u_last, u_prev), every = ctx.state
+        steps, batch, _ = v.shape
+        g_int = v.new_zeros((batch, st.layout.n_probes)) if g_int is None else g_int
+        g_sig = v.new_zeros((batch, st.layout.n_probes, steps)) if g_sig is None else g_sig
+        adj = _Adjoint(st, v, g_int, g_sig)
+        if st.sat is None:
+            _reversible(adj, st, strip, st.crop(u_last), st.crop(u_prev), steps)
+        else:
+            _checkpointed(adj, st, starts, every, steps)
+        return adj.gradients(st.sat is not None) + (None,) * 5
+
+
+def _reversible(adj: _Adjoint, st: Stepper, strip: torch.Tensor, nxt: torch.Tensor, cur: torch.Tensor,
+                steps: int) -> None:
+    """Run the adjoint back to step 0, rebuilding u^{n-1} from u^n, u^{n+1} on the box and the ring."""
+    batch = nxt.shape[0]
+    for n in range(steps - 1, -1, -1):
+        c2, lap = adj.step(n, cur, None, None)
+        nxt.view(batch, -1).index_add_(1, st.src_ext, -st.drive[:, :, n])
+        nb = nxt[:, 1:-1, 1:-1]
+        torch.sub((cur[:, 1:-1, 1:-1] * 2) + (st.r2 * c2) * lap, nb, out=nb)
+        if n >= 1 and len(st.ring_ext):
+            nxt.view(batch, -1).index_copy_(1, st.ring_ext, strip[n - 1])
+        cur, nxt = nxt, cur
+
+
+def _checkpointed(adj: _Adjoint, st: Stepper, starts: list, every: int, steps: int) -> None:
+    """Run the adjoint back to step 0 segment by segment, recomputing each from its checkpoint."""
+    for k in range(len(starts) - 1, -1, -1):
+        n0, n1 = k * every, min(steps, (k + 1) * every)
+        u, old = starts[k]
+        crops = [st.crop(old), st.crop(u)]  # u^{n0-1}, u^{n0}, ..., u^{n1}
+        for n in range(n0, n1):
+            u, old = st.step(u, old, n), u
+            crops.append(st.crop(u))
+        for n in range(n1 - 1, n0 - 1, -1):
+            j = n - n0
+            adj.step(n, crops[j + 1], crops[j], crops[j + 2])
+            crops.pop()
+
+
+def default_every(steps: int, every: int | None) -> int:
+    """Steps per checkpoint segment: ``every``, or ``sqrt(T)`` when None."""
+    return max(1, math.isqrt(steps)) if every is None else every
