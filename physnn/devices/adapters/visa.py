@@ -499,6 +499,8 @@ class _Session:
         try:
             if self.scpi_locked and lock["release"]:
                 self.inst.write(lock["release"])
+                if lock["owner"]:  # answered after the release: the instrument is free when close() returns
+                    self.inst.query(lock["owner"])
             if self.visa_locked:
                 self.inst.unlock()
         except Exception as exc:  # noqa: BLE001 - a dead session released its locks with it
