@@ -102,3 +102,7 @@ class ClippingError(PhysnnError, ValueError):
 
 class DeviceCheckError(PhysnnError, AssertionError):
     """A device broke the :class:`physnn.Device` contract in ``physnn.testing.check_device``: lists each failure."""
+
+
+class MissingDependencyError(PhysnnError, ImportError):
+    """An optional package a feature needs is not installed: names the package and the pip command."""

@@ -8,6 +8,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from physnn.devices.audio import DiodeClipper, _ops
+from physnn.errors import MissingDependencyError
 from physnn.testing import check_device
 
 FS = 44100.0
@@ -90,27 +91,12 @@ def test_diode_knobs_act_physically():
     assert float(-y.min()) > 1.7 * float(y.max())  # two diodes in series on the negative side
 
 
-def test_torch_path_matches_kernels():
-    x = DiodeClipper(num_samples=64).sample_inputs(2, torch.Generator().manual_seed(1), torch.float64) * 3
-    grads = {}
-    for backend in ("auto", "torch"):
-        device = DiodeClipper(num_samples=64, backend=backend)
-        xs = x.clone().requires_grad_()
-        knobs = {c.name: c.default_tensor(torch.float64).requires_grad_() for c in device.controls}
-        y = device(xs, knobs)
-        (y * torch.linspace(-1, 1, 64, dtype=torch.float64)).sum().backward()
-        grads[backend] = [y.detach(), xs.grad] + [knobs[k].grad for k in sorted(knobs)]
-    for a, b in zip(grads["auto"], grads["torch"]):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-
-
-def test_without_numba_the_torch_path_runs(monkeypatch):
+def test_without_numba_running_is_a_clear_error(monkeypatch):
     device = DiodeClipper(num_samples=40)
-    x = device.sample_inputs(2, torch.Generator().manual_seed(4), torch.float64) * 3
-    compiled = device(x)
-    monkeypatch.setattr(_ops, "K", None)  # as if numba (physnn[fast]) were not installed
-    assert not _ops.use_kernels(x, "auto")
-    torch.testing.assert_close(device(x), compiled, rtol=1e-12, atol=1e-14)
+    x = device.sample_inputs(2, torch.Generator().manual_seed(4), torch.float64)
+    monkeypatch.setattr(_ops, "_IMPORT_ERROR", ImportError("No module named 'numba'"))  # as if not installed
+    with pytest.raises(MissingDependencyError, match=r"need numba.*No module named 'numba'.*physnn\[fast\]"):
+        device(x)
 
 
 def test_per_sample_knobs_equal_separate_calls():

@@ -221,19 +221,8 @@ def test_unsupported_sample_rate_is_a_clear_error():
         DiodeClipper(sample_rate=4000.0)
 
 
-# ------------------------------------------------------------------ torch path
-@pytest.mark.parametrize("cls", [OpAmpOverdrive, Compressor, LowpassFilter, PeakingEQ, DrivenPlate])
-def test_torch_path_matches_kernels(cls):
-    """The path CUDA tensors take (torch ops, autograd) agrees with the compiled kernels and adjoints."""
-    kw = dict(sample_rate=8000.0, fundamental=60.0, n_modes=3) if cls is DrivenPlate else {}
-    results = []
-    for backend in ("auto", "torch"):
-        device = cls(num_samples=48, backend=backend, **kw)
-        x = (device.sample_inputs(2, torch.Generator().manual_seed(3), F64) * 2).requires_grad_()
-        knobs = {c.name: (c.default_tensor(F64) * 0.9 + 0.1 * c.high if math.isfinite(c.high) else
-                          c.default_tensor(F64)).requires_grad_() for c in device.controls}
-        y = device(x, knobs)
-        (y * torch.linspace(-1, 1, 48, dtype=F64)).sum().backward()
-        results.append([y.detach(), x.grad] + [knobs[k].grad for k in sorted(knobs)])
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-11)
+# --------------------------------------------------------------------- backend
+def test_the_removed_torch_backend_is_a_clear_error():
+    """The per-sample torch loop is gone (every device runs the compiled kernels): asking for it says so."""
+    with pytest.raises(ConfigurationError, match=r"backend must be one of \['auto'\], got 'torch'"):
+        Compressor(num_samples=16, backend="torch")

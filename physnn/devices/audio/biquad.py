@@ -1,7 +1,7 @@
 """Biquad filters (RBJ Audio EQ Cookbook): low-pass, high-pass and peaking EQ with knobs.
 
-Coefficients come from the knobs in torch (differentiable); the recursion runs
-in a compiled kernel with its adjoint. The low- and high-pass at
+Coefficients come from the knobs in torch (differentiable); the FIR part runs as
+torch ops, the all-pole recursion in a compiled kernel with its exact adjoint. The low- and high-pass at
 ``q = 1/sqrt(2)`` equal scipy's second-order Butterworth (bilinear transform
 with prewarping), which the tests use as the reference.
 """
@@ -74,7 +74,7 @@ class BiquadFilter(AudioDevice):
         return rbj_coefficients(self.kind, f, q, gain, self.sample_rate)
 
     def _forward(self, x: torch.Tensor, controls: dict[str, torch.Tensor]) -> torch.Tensor:
-        return biquad(x, self.coefficients(controls, x.shape[0]), self.backend)
+        return biquad(x, self.coefficients(controls, x.shape[0]))
 
 
 class LowpassFilter(BiquadFilter):

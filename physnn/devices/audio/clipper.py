@@ -73,4 +73,4 @@ class DiodeClipper(AudioDevice):
         v2 = v1 * (1.0 + c["asymmetry"])
         k = 1.0 / (2.0 * self.sample_rate * self.capacitance)
         return diode_node(source, conductance, c["saturation_current"] * 1e-9, v1, v2, k,
-                          self.mode == "exact", self.backend)
+                          self.mode == "exact")

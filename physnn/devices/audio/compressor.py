@@ -10,7 +10,8 @@ gain ``g = curve(L) - L`` of a soft-knee curve (threshold T, ratio R, knee W)::
 then a branching one-pole smoother in the log domain (attack pole while the
 gain reduction grows, release pole while it recovers; pole radius
 ``exp(-1 / (tau fs))``, so ``tau`` is the 1/e time constant), and
-``y = x * 10^((g_smooth + makeup) / 20)``. Knob ranges follow the SignalTrain
+``y = x * 10^((g_smooth + makeup) / 20)``. The whole chain runs fused in one
+compiled pass per sample (:mod:`._dynamics`), backward in one reverse pass. Knob ranges follow the SignalTrain
 compressor (threshold -30..0 dB, ratio 1..5, attack and release 1..40 ms).
 """
 
@@ -20,7 +21,7 @@ import torch
 
 from ...device import Control
 from ._base import AudioDevice
-from ._ops import smoother
+from ._ops import compressor, smoother
 
 #: Level floor inside the log, V^2 (-120 dB re 1 V), keeps the level smooth at x = 0.
 LEVEL_FLOOR = 1e-12
@@ -57,16 +58,19 @@ class Compressor(AudioDevice):
             Control("makeup", (), -12.0, 24.0, "dB", 0.0, "output gain"),
         )
 
+    def poles(self, c: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attack and release pole radii ``exp(-1 / (tau fs))`` from the per-row times in ms."""
+        return (torch.exp(-1000.0 / (c["attack"] * self.sample_rate)),
+                torch.exp(-1000.0 / (c["release"] * self.sample_rate)))
+
     def gain_db(self, x: torch.Tensor, controls: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Smoothed gain (B, T) in dB that the compressor applies to ``x`` (before makeup)."""
-        b = x.shape[0]
-        c = {k: self.per_row(v, b) for k, v in controls.items()}
+        """Smoothed gain (B, T) in dB that the compressor applies to ``x`` (before makeup), stage by stage."""
+        c = {k: self.per_row(v, x.shape[0]) for k, v in controls.items()}
         level = 10.0 * torch.log10(x * x + LEVEL_FLOOR)
         target = static_gain_db(level, c["threshold"][:, None], c["ratio"][:, None], c["knee"][:, None])
-        pole_a = torch.exp(-1000.0 / (c["attack"] * self.sample_rate))
-        pole_r = torch.exp(-1000.0 / (c["release"] * self.sample_rate))
-        return smoother(target, pole_a, pole_r, self.backend)
+        return smoother(target, *self.poles(c))
 
     def _forward(self, x: torch.Tensor, controls: dict[str, torch.Tensor]) -> torch.Tensor:
-        makeup = self.per_row(controls["makeup"], x.shape[0])[:, None]
-        return x * 10.0 ** ((self.gain_db(x, controls) + makeup) / 20.0)
+        c = {k: self.per_row(v, x.shape[0]) for k, v in controls.items()}
+        return compressor(x, LEVEL_FLOOR, c["threshold"], 1.0 / c["ratio"] - 1.0, c["knee"].clamp(min=1e-9),
+                          *self.poles(c), c["makeup"])

@@ -77,10 +77,10 @@ class OpAmpOverdrive(AudioDevice):
         drive, level = self.per_row(controls["drive"], b), self.per_row(controls["level"], b)
         b0, b1, a1 = self.branch_coefficients()
         coef = x.new_tensor([b0, b1, 0.0, a1, 0.0]).expand(b, 5)
-        current = biquad(x, coef, self.backend)
+        current = biquad(x, coef)
         conductance = 1.0 / (self.rf + drive * self.drive_pot)
         vt = x.new_full((b,), self.ideality * self.thermal_voltage)
         k = 1.0 / (2.0 * self.sample_rate * self.cf)
         vd = diode_node(current, conductance, x.new_full((b,), self.saturation_current), vt, vt, k,
-                        self.mode == "exact", self.backend)
+                        self.mode == "exact")
         return level[:, None] * self.rail * torch.tanh((x + vd) / self.rail)

@@ -122,4 +122,4 @@ class DrivenPlate(AudioDevice):
     def _forward(self, x: torch.Tensor, controls: dict[str, torch.Tensor]) -> torch.Tensor:
         a1, a2, g, e = self.mode_coefficients(controls, x.shape[0], x)
         u = self.per_row(controls["drive"], x.shape[0])[:, None] * x
-        return modal(u, a1, a2, g, e, self.output_coupling.to(x), self.backend)
+        return modal(u, a1, a2, g, e, self.output_coupling.to(x))

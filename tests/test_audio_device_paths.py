@@ -1,0 +1,148 @@
+"""The compiled audio recursions on every torch device: exact adjoints (gradcheck in float64), dtypes,
+and the path CUDA tensors take (one copy to the host, the kernel, one copy back), forced on CPU tensors.
+
+No GPU is lent to these tests: the routing is exercised with ``_ops.FORCE_DEVICE_PATH``, which sends CPU
+tensors through exactly the code a CUDA tensor takes; CUDA itself is not run here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import signal
+
+from physnn.devices.audio import (
+    Compressor,
+    DiodeClipper,
+    DrivenPlate,
+    EffectChain,
+    LowpassFilter,
+    OpAmpOverdrive,
+    PeakingEQ,
+    _ops,
+)
+
+F64 = torch.float64
+
+
+def _rng(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ------------------------------------------------------------ exact adjoints
+def test_allpole_and_biquad_adjoints_pass_gradcheck():
+    g = _rng(0)
+    x = torch.randn(3, 40, generator=g, dtype=F64, requires_grad=True)
+    b, a = signal.butter(2, 0.2)
+    coef = torch.tensor([[*b, *a[1:]], [0.3, -0.2, 0.1, -1.6, 0.8], [1.0, 0.5, 0.25, 0.9, 0.5]], dtype=F64)
+    coef.requires_grad_()
+    assert torch.autograd.gradcheck(_ops.biquad, (x, coef))
+    a1, a2 = coef[:, 3].detach().clone().requires_grad_(), coef[:, 4].detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(_ops.allpole, (x, a1, a2))
+
+
+def test_biquad_forward_is_scipy_lfilter_in_both_dtypes():
+    x = torch.randn(4, 3000, generator=_rng(1), dtype=F64)
+    b, a = signal.butter(2, 0.01)  # poles close to 1: the float64 state matters for float32 signals
+    coef = torch.tensor([*b, *a[1:]], dtype=F64).expand(4, 5)
+    expected = signal.lfilter(b, a, x.numpy(), axis=1)
+    np.testing.assert_allclose(_ops.biquad(x, coef).numpy(), expected, rtol=0, atol=1e-13)
+    y32 = _ops.biquad(x.float(), coef)
+    assert y32.dtype == torch.float32
+    np.testing.assert_allclose(y32.numpy(), expected, rtol=0, atol=2e-6)
+
+
+def test_compressor_adjoint_passes_gradcheck():
+    """Input and all six per-row knobs; signal levels straddle threshold and knee, so every branch is hit."""
+    t = torch.arange(60, dtype=F64)
+    x = (torch.stack([0.9 * torch.sin(0.3 * t), 0.2 * torch.sin(0.11 * t) * torch.exp(t / 40)]) + 0.01)
+    rows = [torch.tensor(v, dtype=F64) for v in ([-12.0, -20.0], [-0.75, -0.5], [6.0, 3.0], [0.8, 0.7],
+                                                 [0.95, 0.9], [1.0, -2.0])]
+    inputs = [x.requires_grad_()] + [r.requires_grad_() for r in rows]
+    assert torch.autograd.gradcheck(lambda x, *r: _ops.compressor(x, 1e-12, *r), inputs)
+
+
+def test_fused_compressor_equals_its_stages():
+    device = Compressor(num_samples=2000)
+    x = device.sample_inputs(3, _rng(2), F64) * 2
+    knobs = {"threshold": torch.tensor([-20.0, -6.0, -12.0], dtype=F64), "makeup": torch.tensor(3.0, dtype=F64)}
+    controls = {c.name: knobs.get(c.name, c.default_tensor(F64)) for c in device.controls}
+    staged = x * 10.0 ** ((device.gain_db(x, controls) + 3.0) / 20.0)
+    torch.testing.assert_close(device(x, knobs), staged, rtol=1e-12, atol=1e-14)
+
+
+def test_modal_and_smoother_adjoints_pass_gradcheck():
+    g = _rng(3)
+    f = torch.randn(2, 30, generator=g, dtype=F64, requires_grad=True)
+    a1 = torch.tensor([[1.9, 1.5], [1.7, 0.4]], dtype=F64, requires_grad=True)
+    a2 = torch.tensor([[0.95, 0.8], [0.9, 0.6]], dtype=F64, requires_grad=True)
+    gain = torch.tensor([[0.1, 0.3], [0.2, 0.5]], dtype=F64, requires_grad=True)
+    cubic = torch.tensor([[0.01, 0.0], [0.02, 0.05]], dtype=F64, requires_grad=True)
+    weight = torch.tensor([1.0, -0.5], dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(_ops.modal, (f, a1, a2, gain, cubic, weight))
+    level = -torch.rand(2, 30, generator=g, dtype=F64).mul(10).requires_grad_()
+    poles = [torch.tensor(v, dtype=F64, requires_grad=True) for v in ([0.5, 0.7], [0.9, 0.95])]
+    assert torch.autograd.gradcheck(_ops.smoother, (level, *poles))
+
+
+# ------------------------------------------------------- the path CUDA takes
+class _Transfers:
+    """Counts signal-sized copies between the host and the tensors' device made by _ops."""
+
+    def __init__(self, monkeypatch, numel: int) -> None:
+        self.numel, self.to, self.back = numel, 0, 0
+        to_host, from_host = _ops.to_host, _ops.from_host
+
+        def counted_to(t, *args):
+            a = to_host(t, *args)
+            self.to += t.numel() == self.numel
+            return a
+
+        def counted_back(a, like):
+            t = from_host(a, like)
+            self.back += a.size == self.numel
+            assert t.device == like.device and t.dtype == like.dtype
+            assert not np.shares_memory(t.numpy(), a)  # a real copy off the host
+            return t
+
+        monkeypatch.setattr(_ops, "to_host", counted_to)
+        monkeypatch.setattr(_ops, "from_host", counted_back)
+        monkeypatch.setattr(_ops, "FORCE_DEVICE_PATH", True)
+
+
+MODELS = [DiodeClipper, OpAmpOverdrive, Compressor, LowpassFilter, PeakingEQ,
+          lambda **kw: DrivenPlate(sample_rate=8000.0, fundamental=60.0, n_modes=3, **kw)]
+#: Compiled recursions per model: the overdrive is a biquad branch then a diode node.
+OPS = [1, 2, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("make, ops", list(zip(MODELS, OPS)))
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_device_path_copies_once_each_way_and_equals_the_cpu_path(monkeypatch, make, ops, dtype):
+    device = make(num_samples=64)
+    x = (device.sample_inputs(3, _rng(5), dtype) * 2).requires_grad_()
+    weight = torch.linspace(-1, 1, 64, dtype=dtype)
+    results = []
+    for forced in (False, True):
+        if forced:
+            transfers = _Transfers(monkeypatch, x.numel())
+        xs = x.detach().clone().requires_grad_()
+        y = device(xs)
+        if forced:
+            assert (transfers.to, transfers.back) == (ops, ops)  # forward: one copy each way per recursion
+        (y * weight).sum().backward()
+        if forced:
+            assert (transfers.to, transfers.back) == (2 * ops, 2 * ops)  # backward: the same again
+        assert y.dtype == dtype and y.device == x.device
+        results.append((y.detach(), xs.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_chain_on_the_device_path(monkeypatch):
+    chain = EffectChain([OpAmpOverdrive(num_samples=128), LowpassFilter(num_samples=128), Compressor(num_samples=128)])
+    x = chain.sample_inputs(2, _rng(6), F64)
+    expected = chain(x)
+    monkeypatch.setattr(_ops, "FORCE_DEVICE_PATH", True)
+    torch.testing.assert_close(chain(x), expected, rtol=0, atol=0)
