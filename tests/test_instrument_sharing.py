@@ -122,16 +122,25 @@ def test_locked_instrument_refuses_other_sessions_state_changes_but_answers_quer
         other.close()
 
 
+def eventually(condition, timeout: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass (the server acts asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_dropped_session_reconnects_and_retakes_the_lock_unless_someone_else_took_it(emu):
     x = drive(2)
     with VisaDevice(emu.resource, backoff=0.0) as a:
         emu.drop_connections()
-        time.sleep(0.1)
-        assert emu.holder is None  # released with the holder's connection
+        assert eventually(lambda: emu.holder is None)  # released with the holder's connection
         torch.testing.assert_close(a(x), exact(x), atol=LSB / 2 + 1e-9, rtol=0)
         assert emu.holder == a.owner
         emu.drop_connections()
-        time.sleep(0.1)
+        assert eventually(lambda: emu.holder is None)
         with VisaDevice(emu.resource) as b, pytest.raises(DeviceBusyError, match=re.escape(b.owner)):
             a(x)
 
@@ -256,7 +265,7 @@ def test_clients_past_the_cap_get_an_error_and_visa_device_says_busy():
         assert refused.sock.recv(100) == b""  # and closed
         refused.close()
         first.close()
-        time.sleep(0.1)
+        assert eventually(lambda: e.sessions == 1)
         with VisaDevice(e.resource, CHANNELS) as b:  # a slot is free again
             torch.testing.assert_close(b(drive(2)), a(drive(2)))
 

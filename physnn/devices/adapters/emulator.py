@@ -117,6 +117,11 @@ class InstrumentEmulator:
         return f"TCPIP::{self.host}::{self.port}::SOCKET"
 
     @property
+    def sessions(self) -> int:
+        """Client sessions open now."""
+        return len(self._sessions)
+
+    @property
     def holder(self) -> str | None:
         """Owner name of the session holding the lock, or None."""
         return self._holder.name if self._holder is not None else None
