@@ -9,6 +9,10 @@ Kernels take C-contiguous float64 arrays, batch first; per-row parameters have
 shape ``(B,)`` (or ``(B, M)`` for modes). Caching of compiled code is on when a
 writable cache location exists (``NUMBA_CACHE_DIR``, else the package's
 ``__pycache__``), off otherwise, so importing never fails on a read-only install.
+
+Rows are independent: the kernels called from Python run blocks of rows on
+``torch.get_num_threads()`` threads (:func:`physnn._threads.over_rows`), with results
+that do not depend on the thread count.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import math
 import os
 
 import numba
+
+from ..._threads import over_rows
 
 
 def _can_cache() -> bool:
@@ -122,6 +128,7 @@ def _diode_step(s_n, s_prev, v_prev, id_prev, g, isat, alpha, beta, v1, v2, log_
     return v, e1, e2, isat * (1.0 - e2)
 
 
+@over_rows("s", "conductance", "i_sat", "v1", "v2", "v_out", "d1", "d2", align=2)
 @numba.njit(**_JIT)
 def diode_node_forward(s, conductance, i_sat, v1, v2, k, exact, v_out, d1, d2):
     """Trapezoidal rule for ``C dV/dt = s(t) - G V - i_d(V)``, solved exactly each sample.
@@ -155,6 +162,8 @@ def diode_node_forward(s, conductance, i_sat, v1, v2, k, exact, v_out, d1, d2):
             sa, sb = s[a, n], s[b, n]
 
 
+@over_rows("grad_v", "v", "d1", "d2", "conductance", "i_sat", "v1", "v2", "grad_s", "grad_g", "grad_isat",
+           "grad_v1", "grad_v2")
 @numba.njit(**_JIT)
 def diode_node_adjoint(grad_v, v, d1, d2, conductance, i_sat, v1, v2, k, exact,
                        grad_s, grad_g, grad_isat, grad_v1, grad_v2):
@@ -197,54 +206,8 @@ def diode_node_adjoint(grad_v, v, d1, d2, conductance, i_sat, v1, v2, k, exact,
         grad_v2[b] = -k * acc_v2
 
 
-# ------------------------------------------------------------------------ biquad
-@numba.njit(**_JIT)
-def biquad_forward(x, coef, y):
-    """Direct form I: ``y_n = b0 x_n + b1 x_{n-1} + b2 x_{n-2} - a1 y_{n-1} - a2 y_{n-2}``.
-
-    x, y: (B, T); coef: (B, 5) rows ``(b0, b1, b2, a1, a2)``; zero initial state.
-    """
-    nb, nt = x.shape
-    for b in range(nb):
-        b0, b1, b2, a1, a2 = coef[b, 0], coef[b, 1], coef[b, 2], coef[b, 3], coef[b, 4]
-        x1 = x2 = y1 = y2 = 0.0
-        for n in range(nt):
-            xn = x[b, n]
-            yn = b0 * xn + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2
-            y[b, n] = yn
-            x2, x1 = x1, xn
-            y2, y1 = y1, yn
-
-
-@numba.njit(**_JIT)
-def biquad_adjoint(grad_y, x, y, coef, grad_x, grad_coef):
-    """Reverse recursion of :func:`biquad_forward`: ``lam_n = g_n - a1 lam_{n+1} - a2 lam_{n+2}``."""
-    nb, nt = x.shape
-    for b in range(nb):
-        b0, b1, b2, a1, a2 = coef[b, 0], coef[b, 1], coef[b, 2], coef[b, 3], coef[b, 4]
-        l1 = l2 = 0.0
-        gb0 = gb1 = gb2 = ga1 = ga2 = 0.0
-        for n in range(nt - 1, -1, -1):
-            lam = grad_y[b, n] - a1 * l1 - a2 * l2
-            grad_x[b, n] = b0 * lam + b1 * l1 + b2 * l2
-            xm1 = x[b, n - 1] if n >= 1 else 0.0
-            xm2 = x[b, n - 2] if n >= 2 else 0.0
-            ym1 = y[b, n - 1] if n >= 1 else 0.0
-            ym2 = y[b, n - 2] if n >= 2 else 0.0
-            gb0 += lam * x[b, n]
-            gb1 += lam * xm1
-            gb2 += lam * xm2
-            ga1 -= lam * ym1
-            ga2 -= lam * ym2
-            l2, l1 = l1, lam
-        grad_coef[b, 0] = gb0
-        grad_coef[b, 1] = gb1
-        grad_coef[b, 2] = gb2
-        grad_coef[b, 3] = ga1
-        grad_coef[b, 4] = ga2
-
-
 # ------------------------------------------------------- attack/release smoother
+@over_rows("x", "c_attack", "c_release", "y", "attack")
 @numba.njit(**_JIT)
 def smoother_forward(x, c_attack, c_release, y, attack):
     """Branching one-pole: ``y_n = c y_{n-1} + (1 - c) x_n``, ``c = c_attack`` when ``x_n < y_{n-1}``.
@@ -268,6 +231,7 @@ def smoother_forward(x, c_attack, c_release, y, attack):
             y[b, n] = prev
 
 
+@over_rows("grad_y", "x", "y", "attack", "c_attack", "c_release", "grad_x", "grad_ca", "grad_cr")
 @numba.njit(**_JIT)
 def smoother_adjoint(grad_y, x, y, attack, c_attack, c_release, grad_x, grad_ca, grad_cr):
     """Reverse recursion of :func:`smoother_forward` (branches held fixed)."""
@@ -294,6 +258,7 @@ def smoother_adjoint(grad_y, x, y, attack, c_attack, c_release, grad_x, grad_ca,
 
 
 # ------------------------------------------------------------------ modal plate
+@over_rows("f", "a1", "a2", "gain", "cubic", "y", "q")
 @numba.njit(**_JIT)
 def modal_forward(f, a1, a2, gain, cubic, weight, y, q):
     """Modes ``q_n = a1 q_{n-1} - a2 q_{n-2} + gain f_n - cubic q_{n-1}^3``, ``y_n = sum_m weight_m q_n``.
@@ -316,6 +281,8 @@ def modal_forward(f, a1, a2, gain, cubic, weight, y, q):
                 q2, q1 = q1, qn
 
 
+@over_rows("grad_y", "f", "q", "a1", "a2", "gain", "cubic", "grad_f", "grad_a1", "grad_a2", "grad_gain",
+           "grad_cubic")
 @numba.njit(**_JIT)
 def modal_adjoint(grad_y, f, q, a1, a2, gain, cubic, weight, grad_f, grad_a1, grad_a2, grad_gain, grad_cubic):
     """Reverse recursion of :func:`modal_forward`: ``lam_n = w g_n + (a1 - 3 cubic q_n^2) lam_{n+1} - a2 lam_{n+2}``."""

@@ -16,14 +16,17 @@ The backward pass runs the adjoint from the last two fields back to the start an
 update is time-reversible there). The absorber is not reversible; the kernel restores the
 one-cell ring around the interior, which the stencil of the interior needs, from the
 ``strip`` the forward pass recorded at every step (boundary saving). Every batch sample is
-independent, so threads run whole samples (``prange`` over the batch): no per-step
-synchronisation, no allocation inside the time loop, and each sample's fields stay in cache.
+independent, so threads run blocks of whole samples (:func:`physnn._threads.over_rows`, on
+``torch.get_num_threads()`` threads): no per-step synchronisation, no allocation inside the time
+loop, each sample's fields stay in cache, and results do not depend on the thread count.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from ..._threads import over_rows
 
 
 @njit(cache=True)
@@ -48,7 +51,8 @@ def _inject(field, x, b, n, src_i, src_j, src_s, src_w, dt2, remove):  # pragma:
             field[src_i[k], src_j[k]] += v
 
 
-@njit(parallel=True, cache=True)
+@over_rows("x", "signals", "intensity", "strip", "u_last", "u_prev")
+@njit(cache=True, nogil=True)
 def forward(x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j, prb_p, prb_w,
             ring_i, ring_j, signals, intensity, strip, u_last, u_prev):  # pragma: no cover - compiled
     """Run ``T = x.shape[2]`` steps from rest for every sample.
@@ -60,7 +64,7 @@ def forward(x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j, 
     batch, _, steps = x.shape
     dt2 = dt * dt
     save = strip.shape[1] > 0
-    for b in prange(batch):
+    for b in range(batch):
         cur = np.zeros_like(cl)
         old = np.zeros_like(cl)
         for n in range(steps):
@@ -176,7 +180,8 @@ def _adjoint_sweep(part, lam, w, cur, nxt, cl, q, a1, a2, r2, box, gcl, gq):  # 
         _decay_row(lam[i], a2[i])
 
 
-@njit(parallel=True, cache=True)
+@over_rows("x", "strip", "u_last", "u_prev", "g_int", "g_sig", "g_x", "g_cl", "g_q")
+@njit(cache=True, nogil=True)
 def backward(x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j, prb_p, prb_w,
              ring_i, ring_j, strip, u_last, u_prev, box, g_int, g_sig,
              g_x, g_cl, g_q):  # pragma: no cover - compiled
@@ -190,7 +195,7 @@ def backward(x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j,
     """
     batch, _, steps = x.shape
     dt2 = dt * dt
-    for b in prange(batch):
+    for b in range(batch):
         nxt = u_last[b].copy()
         cur = u_prev[b].copy()
         lam = np.zeros_like(cl)    # lambda^{n+1}, complete

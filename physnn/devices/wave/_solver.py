@@ -94,21 +94,11 @@ def _static(layout: Layout, dt: float, dtype: np.dtype) -> dict[str, np.ndarray]
     }
 
 
-def _threads(batch: int, work: int) -> int:
-    """Threads for a kernel call: one per sample at most, and one for small jobs (``work`` cell
-    updates), where waking a thread pool costs more than it saves on a busy machine."""
-    import numba
-
-    return 1 if work < 2_000_000 else max(1, min(batch, numba.config.NUMBA_NUM_THREADS))
-
-
 class _NumbaWave(torch.autograd.Function):
     """Fused CPU forward; backward by reversing the interior and replaying the saved ring."""
 
     @staticmethod
     def forward(ctx, x, cl, q, layout: Layout, dt: float, h: float):  # type: ignore[override]
-        import numba
-
         from . import _kernels
 
         dtype = np.dtype(str(x.dtype).replace("torch.", ""))
@@ -125,7 +115,6 @@ class _NumbaWave(torch.autograd.Function):
         u_last = np.empty((batch, ny + 2, nx + 2), dtype)
         u_prev = np.empty_like(u_last)
         r2, dtn = dtype.type((dt / h) ** 2), dtype.type(dt)
-        numba.set_num_threads(_threads(batch, batch * steps * ny * nx))
         _kernels.forward(xn, cln, qn, st["a1"], st["a2"], r2, dtn, st["src_i"], st["src_j"], st["src_s"],
                          st["src_w"], st["prb_i"], st["prb_j"], st["prb_p"], st["prb_w"], st["ring_i"],
                          st["ring_j"], signals, intensity, strip, u_last, u_prev)
@@ -135,8 +124,6 @@ class _NumbaWave(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_int, g_sig):  # type: ignore[override]
-        import numba
-
         from . import _kernels
 
         xn, cln, qn, st, r2, dtn, strip, u_last, u_prev, layout = ctx.state
@@ -150,7 +137,6 @@ class _NumbaWave(torch.autograd.Function):
         g_x = np.zeros_like(xn)
         g_cl = np.zeros((batch,) + cln.shape, dtype)
         g_q = np.zeros_like(g_cl)
-        numba.set_num_threads(_threads(batch, 4 * g_cl.size * steps))
         _kernels.backward(xn, cln, qn, st["a1"], st["a2"], r2, dtn, st["src_i"], st["src_j"], st["src_s"],
                           st["src_w"], st["prb_i"], st["prb_j"], st["prb_p"], st["prb_w"], st["ring_i"],
                           st["ring_j"], strip, u_last, u_prev, box, gi, gs, g_x, g_cl, g_q)
