@@ -1,54 +1,125 @@
-"""Speed of the audio models: real-time factors on 16 x 1 s mono at 44.1 kHz, one thread.
+"""Speed of the audio models, one thread, every figure a ratio to a baseline measured in the same run.
 
-Run: ``python benchmarks/bench_audio.py [--repeats 5]``. Prints one row per
-model (forward only, and forward + backward through every knob and the input)
-and, measured in the same run, pedalboard's Distortion + LowpassFilter +
-Compressor (forward only, no gradients) as the reference a user knows, with
-the ratio of each model's speed to it. Real-time factor = seconds of audio
-processed per second of wall time (16 s of audio per call).
+Run: ``python benchmarks/bench_audio.py [--repeats 7]``. Three tables:
+
+1. Linear filters at filter speed: LowpassFilter, PeakingEQ and DrivenPlate (8
+   linear modes), forward and forward + backward (input and every knob), on
+   8 x 1 s at 44.1 kHz, against ``scipy.signal.lfilter`` forward alone (the
+   same filters, float64). Ratio < 1 means faster than scipy.
+2. Compressor stability: the CPU time of 20 identical forward + backward calls
+   on 16 x 1 s, and its coefficient of variation (std / mean).
+3. Real-time factors on 16 x 1 s next to pedalboard's Distortion + Lowpass +
+   Compressor (forward only, no gradients), the reference a user knows.
+
+Contenders are interleaved within each repeat; times are ``time.process_time``
+(CPU seconds), reported as min and median over the repeats.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from scipy import signal
 
 from physnn.devices.audio import Compressor, DiodeClipper, DrivenPlate, LowpassFilter, OpAmpOverdrive, PeakingEQ
+from physnn.devices.audio.biquad import rbj_coefficients
 
-BATCH, SAMPLE_RATE, SECONDS = 16, 44100, 1.0
+SAMPLE_RATE = 44100
+F64 = torch.float64
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``fn`` over ``repeats`` calls, after one warm-up call (compilation)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def measure(contenders: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """CPU seconds of each contender per repeat, contenders interleaved, after one warm-up call each."""
+    for fn in contenders.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            start = time.process_time()
+            fn()
+            times[name].append(time.process_time() - start)
+    return times
+
+
+def tones(batch: int, seconds: float = 1.0) -> torch.Tensor:
+    """``batch`` sines, 80 Hz to 1 kHz, 0.5 V peak: (batch, T) float64."""
+    t = np.arange(int(SAMPLE_RATE * seconds)) / SAMPLE_RATE
+    rng = np.random.default_rng(0)
+    return torch.as_tensor(np.stack([0.5 * np.sin(2 * np.pi * f * t) for f in rng.uniform(80, 1000, batch)]))
 
 
 def model_runs(device, x: torch.Tensor) -> tuple[Callable[[], object], Callable[[], object]]:
     """Forward-only and forward + backward (input and every knob) closures."""
-    controls = {c.name: c.default_tensor(torch.float64) for c in device.controls}
+    controls = {c.name: c.default_tensor(F64) for c in device.controls}
 
     def forward() -> object:
         with torch.no_grad():
             return device(x, controls)
 
     def forward_backward() -> object:
-        xs = x.clone().requires_grad_()
+        xs = x.detach().requires_grad_()
         knobs = {k: v.clone().requires_grad_() for k, v in controls.items()}
         device(xs, knobs).square().sum().backward()
         return xs.grad
 
     return forward, forward_backward
+
+
+def biquad_ba(device) -> tuple[np.ndarray, np.ndarray]:
+    """The device's default biquad as scipy's ``(b, a)``."""
+    c = {k.name: k.default_tensor(F64) for k in device.controls}
+    coef = rbj_coefficients(device.kind, c["frequency"], c["q"], c.get("gain", torch.tensor(0.0, dtype=F64)),
+                            device.sample_rate).numpy()
+    return coef[:3], np.r_[1.0, coef[3:]]
+
+
+def plate_reference(plate: DrivenPlate, audio: np.ndarray) -> Callable[[], object]:
+    """scipy lfilter of the plate's linear modes, summed with the pickup couplings (default knobs)."""
+    controls = {c.name: c.default_tensor(F64) for c in plate.controls}
+    a1, a2, g, _ = (t[0].numpy() for t in plate.mode_coefficients(controls, 1, torch.zeros(1, dtype=F64)))
+    w = plate.output_coupling.numpy()
+    modes = [([g[m]], [1.0, -a1[m], a2[m]], w[m]) for m in range(a1.size)]
+    return lambda: sum(wm * signal.lfilter(b, a, audio, axis=1) for b, a, wm in modes)
+
+
+def filter_table(repeats: int) -> None:
+    x = tones(8)
+    audio = x.numpy()
+    rows = {}
+    for label, device in [("LowpassFilter", LowpassFilter(num_samples=x.shape[1])),
+                          ("PeakingEQ", PeakingEQ(num_samples=x.shape[1])),
+                          ("DrivenPlate 8 linear modes", DrivenPlate(num_samples=x.shape[1]))]:
+        fwd, fwd_bwd = model_runs(device, x)
+        if isinstance(device, DrivenPlate):
+            ref = plate_reference(device, audio)
+        else:
+            b, a = biquad_ba(device)
+            ref = (lambda b=b, a=a: signal.lfilter(b, a, audio, axis=1))
+        times = measure({"scipy": ref, "fwd": fwd, "fwd+bwd": fwd_bwd}, repeats)
+        rows[label] = times
+    print(f"\n1. Linear filters, 8 x 1 s at {SAMPLE_RATE} Hz, float64, 1 thread; CPU ms (min / median of {repeats}) "
+          "and ratio of medians to scipy.signal.lfilter forward")
+    print(f"{'filter':<30}{'scipy fwd':>16}{'physnn fwd':>16}{'ratio':>8}{'physnn fwd+bwd':>18}{'ratio':>8}")
+    for label, t in rows.items():
+        med = {k: statistics.median(v) for k, v in t.items()}
+        cell = {k: f"{1e3 * min(v):.2f} / {1e3 * med[k]:.2f}" for k, v in t.items()}
+        print(f"{label:<30}{cell['scipy']:>16}{cell['fwd']:>16}{med['fwd'] / med['scipy']:>8.2f}"
+              f"{cell['fwd+bwd']:>18}{med['fwd+bwd'] / med['scipy']:>8.2f}")
+
+
+def compressor_table(calls: int = 20) -> None:
+    x = tones(16)
+    _, fwd_bwd = model_runs(Compressor(num_samples=x.shape[1]), x)
+    times = np.array(measure({"c": fwd_bwd}, calls)["c"]) * 1e3
+    print(f"\n2. Compressor forward + backward, 16 x 1 s, {calls} identical calls, CPU ms: min {times.min():.1f}, "
+          f"median {np.median(times):.1f}, max {times.max():.1f}; coefficient of variation "
+          f"{100 * times.std() / times.mean():.1f} %")
 
 
 def pedalboard_run(audio: np.ndarray) -> Callable[[], object] | None:
@@ -62,40 +133,40 @@ def pedalboard_run(audio: np.ndarray) -> Callable[[], object] | None:
     return lambda: board.process(audio, SAMPLE_RATE, reset=True)
 
 
+def realtime_table(repeats: int) -> None:
+    x = tones(16)
+    n = x.shape[1]
+    contenders = {}
+    reference = pedalboard_run(x.numpy().astype(np.float32))
+    if reference:
+        contenders["pedalboard Distortion+Lowpass+Compressor (fwd, no grad)"] = reference
+    for label, device in [("DiodeClipper exact", DiodeClipper(num_samples=n)),
+                          ("DiodeClipper fast", DiodeClipper(num_samples=n, mode="fast")),
+                          ("OpAmpOverdrive exact", OpAmpOverdrive(num_samples=n)),
+                          ("Compressor", Compressor(num_samples=n)),
+                          ("LowpassFilter", LowpassFilter(num_samples=n)),
+                          ("PeakingEQ", PeakingEQ(num_samples=n)),
+                          ("DrivenPlate 8 modes", DrivenPlate(num_samples=n))]:
+        fwd, fwd_bwd = model_runs(device, x)
+        contenders[f"{label} (fwd)"], contenders[f"{label} (fwd+bwd)"] = fwd, fwd_bwd
+    times = {k: statistics.median(v) for k, v in measure(contenders, repeats).items()}
+    ref_rtf = 16.0 / next(iter(times.values())) if reference else math.nan
+    print(f"\n3. Real-time factors, 16 x 1 s mono at {SAMPLE_RATE} Hz, float64, 1 thread, median CPU time of {repeats}")
+    print(f"{'model':<58}{'x real time':>12}{'vs pedalboard':>15}")
+    for label, seconds in times.items():
+        print(f"{label:<58}{16.0 / seconds:>12.0f}{16.0 / seconds / ref_rtf:>15.3f}")
+    if not reference:
+        print("pedalboard not installed (pip install 'physnn[audio]'): no reference row")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    n = int(SAMPLE_RATE * SECONDS)
-    t = np.arange(n) / SAMPLE_RATE
-    rng = np.random.default_rng(0)
-    audio = np.stack([0.5 * np.sin(2 * np.pi * f * t) for f in rng.uniform(80, 1000, BATCH)])
-    x = torch.as_tensor(audio)
-    audio_seconds = BATCH * SECONDS
-    rows: list[tuple[str, float]] = []
-    reference = pedalboard_run(audio.astype(np.float32))
-    ref_rtf = audio_seconds / best_time(reference, args.repeats) if reference else None
-    if ref_rtf:
-        rows.append(("pedalboard Distortion+Lowpass+Compressor (fwd, no grad)", ref_rtf))
-    models = [("DiodeClipper exact", DiodeClipper(num_samples=n)),
-              ("DiodeClipper fast", DiodeClipper(num_samples=n, mode="fast")),
-              ("OpAmpOverdrive exact", OpAmpOverdrive(num_samples=n)),
-              ("Compressor", Compressor(num_samples=n)),
-              ("LowpassFilter", LowpassFilter(num_samples=n)),
-              ("PeakingEQ", PeakingEQ(num_samples=n)),
-              ("DrivenPlate 8 modes", DrivenPlate(num_samples=n))]
-    for label, device in models:
-        fwd, fwd_bwd = model_runs(device, x)
-        rows.append((f"{label} (fwd)", audio_seconds / best_time(fwd, args.repeats)))
-        rows.append((f"{label} (fwd+bwd)", audio_seconds / best_time(fwd_bwd, args.repeats)))
-    print(f"{BATCH} x {SECONDS:g} s mono at {SAMPLE_RATE} Hz, float64, torch threads = 1, median of {args.repeats}")
-    print(f"{'model':<58}{'x real time':>12}{'vs pedalboard':>15}")
-    for label, rtf in rows:
-        ratio = f"{rtf / ref_rtf:.3f}" if ref_rtf else "n/a"
-        print(f"{label:<58}{rtf:>12.0f}{ratio:>15}")
-    if not ref_rtf:
-        print("pedalboard not installed (pip install 'physnn[audio]'): no reference row")
+    filter_table(args.repeats)
+    compressor_table()
+    realtime_table(args.repeats)
 
 
 if __name__ == "__main__":

@@ -98,41 +98,28 @@ def diode_node(s: torch.Tensor, conductance: torch.Tensor, i_sat: torch.Tensor, 
 
 
 # ------------------------------------------------------------------ biquad
-class _AllPole(torch.autograd.Function):
+class _Biquad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, v, a1, a2):
-        dtype = signal_dtype(v)
-        va, p1, p2 = to_host(v, dtype), to_host(a1), to_host(a2)
-        y = np.empty_like(va)
-        _iir.allpole_forward(va, p1, p2, y)
-        ctx.arrays = (y, p1, p2)
-        return from_host(y, v)
+    def forward(ctx, x, coef):
+        xa, ca = to_host(x, signal_dtype(x)), to_host(coef)
+        y = np.empty_like(xa)
+        _iir.biquad_forward(xa, ca, y)
+        ctx.arrays = (xa, ca, y)
+        return from_host(y, x)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):
-        y, p1, p2 = ctx.arrays
-        lam, grad_a = np.empty_like(y), np.empty((y.shape[0], 2))
-        _iir.allpole_adjoint(to_host(grad_y, signal_dtype(grad_y)), y, p1, p2, lam, grad_a)
-        grad_a = from_host(grad_a, grad_y)
-        return from_host(lam, grad_y), grad_a[:, 0], grad_a[:, 1]
-
-
-def allpole(v: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor) -> torch.Tensor:
-    """``y_n = v_n - a1 y_{n-1} - a2 y_{n-2}`` from rest: v (B, T), a1, a2 (B,) -> y (B, T)."""
-    require_kernels()
-    return _AllPole.apply(v, a1, a2)
+        xa, ca, y = ctx.arrays
+        grad_x, grad_c = np.empty_like(xa), np.empty_like(ca)
+        _iir.biquad_adjoint(to_host(grad_y, signal_dtype(grad_y)), xa, y, ca, grad_x, grad_c)
+        return from_host(grad_x, grad_y), from_host(grad_c, grad_y)
 
 
 def biquad(x: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
-    """Filter x (B, T) with one biquad per row, coef (B, 5) = ``(b0, b1, b2, a1, a2)`` (a0 = 1).
-
-    The FIR part runs as torch ops on x's device (in x's dtype), the all-pole part in the compiled recursion.
-    """
-    b = coef[:, :3].to(x.dtype)
-    padded = torch.nn.functional.pad(x, (2, 0))
-    v = torch.addcmul(torch.addcmul(b[:, :1] * x, b[:, 1:2], padded[:, 1:-1]), b[:, 2:3], padded[:, :-2])
-    return allpole(v, coef[:, 3], coef[:, 4])
+    """Filter x (B, T) with one biquad per row, coef (B, 5) = ``(b0, b1, b2, a1, a2)`` (a0 = 1)."""
+    require_kernels()
+    return _Biquad.apply(x, coef)
 
 
 # ----------------------------------------------------------------- smoother
