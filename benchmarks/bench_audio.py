@@ -4,7 +4,8 @@ Run: ``python benchmarks/bench_audio.py [--repeats 7]``. Three tables:
 
 1. Linear filters at filter speed: LowpassFilter, PeakingEQ and DrivenPlate (8
    linear modes), forward and forward + backward (input and every knob), on
-   8 x 1 s at 44.1 kHz, against ``scipy.signal.lfilter`` forward alone (the
+   8 x 1 s at 44.1 kHz (backward of a fixed cotangent dL/dy, so that no loss
+   function's own cost is timed), against ``scipy.signal.lfilter`` forward alone (the
    same filters, float64). Ratio < 1 means faster than scipy.
 2. Compressor stability: the CPU time of 20 identical forward + backward calls
    on 16 x 1 s, and its coefficient of variation (std / mean).
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from scipy import signal
 
-from physnn.devices.audio import Compressor, DiodeClipper, DrivenPlate, LowpassFilter, OpAmpOverdrive, PeakingEQ
+from physnn.devices.audio import Compressor, DiodeClipper, DrivenPlate, LowpassFilter, OpAmpOverdrive, PeakingEQ, _ops
 from physnn.devices.audio.biquad import rbj_coefficients
 
 SAMPLE_RATE = 44100
@@ -57,6 +58,7 @@ def tones(batch: int, seconds: float = 1.0) -> torch.Tensor:
 def model_runs(device, x: torch.Tensor) -> tuple[Callable[[], object], Callable[[], object]]:
     """Forward-only and forward + backward (input and every knob) closures."""
     controls = {c.name: c.default_tensor(F64) for c in device.controls}
+    cotangent = torch.ones_like(x).neg_().add_(x)  # a fixed dL/dy, so that no loss's own cost is timed
 
     def forward() -> object:
         with torch.no_grad():
@@ -65,10 +67,29 @@ def model_runs(device, x: torch.Tensor) -> tuple[Callable[[], object], Callable[
     def forward_backward() -> object:
         xs = x.detach().requires_grad_()
         knobs = {k: v.clone().requires_grad_() for k, v in controls.items()}
-        device(xs, knobs).square().sum().backward()
+        device(xs, knobs).backward(cotangent)
         return xs.grad
 
     return forward, forward_backward
+
+
+def op_runs(device, x: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """The biquad recursion op alone (``_ops.biquad`` on the device's coefficients), forward and forward + backward
+    (input and coefficients): the filter without the :class:`~physnn.Device` contract's input and output checks."""
+    controls = {c.name: c.default_tensor(F64) for c in device.controls}
+    cotangent = torch.ones_like(x).neg_().add_(x)
+
+    def forward() -> object:
+        with torch.no_grad():
+            return _ops.biquad(x, device.coefficients(controls, x.shape[0]))
+
+    def forward_backward() -> object:
+        xs = x.detach().requires_grad_()
+        knobs = {k: v.clone().requires_grad_() for k, v in controls.items()}
+        _ops.biquad(xs, device.coefficients(knobs, x.shape[0])).backward(cotangent)
+        return xs.grad
+
+    return {"fwd": forward, "fwd+bwd": forward_backward}
 
 
 def biquad_ba(device) -> tuple[np.ndarray, np.ndarray]:
@@ -101,15 +122,16 @@ def filter_table(repeats: int) -> None:
         else:
             b, a = biquad_ba(device)
             ref = (lambda b=b, a=a: signal.lfilter(b, a, audio, axis=1))
-        times = measure({"scipy": ref, "fwd": fwd, "fwd+bwd": fwd_bwd}, repeats)
-        rows[label] = times
+        rows[label] = measure({"scipy": ref, "fwd": fwd, "fwd+bwd": fwd_bwd}, repeats)
+        if not isinstance(device, DrivenPlate):
+            rows[f"  {label} op, no Device checks"] = measure({"scipy": ref, **op_runs(device, x)}, repeats)
     print(f"\n1. Linear filters, 8 x 1 s at {SAMPLE_RATE} Hz, float64, 1 thread; CPU ms (min / median of {repeats}) "
           "and ratio of medians to scipy.signal.lfilter forward")
-    print(f"{'filter':<30}{'scipy fwd':>16}{'physnn fwd':>16}{'ratio':>8}{'physnn fwd+bwd':>18}{'ratio':>8}")
+    print(f"{'filter':<36}{'scipy fwd':>16}{'physnn fwd':>16}{'ratio':>8}{'physnn fwd+bwd':>18}{'ratio':>8}")
     for label, t in rows.items():
         med = {k: statistics.median(v) for k, v in t.items()}
         cell = {k: f"{1e3 * min(v):.2f} / {1e3 * med[k]:.2f}" for k, v in t.items()}
-        print(f"{label:<30}{cell['scipy']:>16}{cell['fwd']:>16}{med['fwd'] / med['scipy']:>8.2f}"
+        print(f"{label:<36}{cell['scipy']:>16}{cell['fwd']:>16}{med['fwd'] / med['scipy']:>8.2f}"
               f"{cell['fwd+bwd']:>18}{med['fwd+bwd'] / med['scipy']:>8.2f}")
 
 
