@@ -187,7 +187,7 @@ class _Modal(torch.autograd.Function):
         arrays = [to_host(t) for t in (f, a1, a2, gain, cubic, weight)]
         y = np.empty_like(arrays[0])
         q = np.empty(a1.shape + (f.shape[1],))
-        K.modal_forward(*arrays, y, q)
+        _iir.modal_forward(*arrays, y, q)
         ctx.arrays, ctx.q = arrays, q
         return from_host(y, f)
 
@@ -196,11 +196,10 @@ class _Modal(torch.autograd.Function):
     def backward(ctx, grad_y):
         f, a1, a2, gain, cubic, weight = ctx.arrays
         grad_f = np.empty_like(f)
-        grads = [np.empty_like(a1) for _ in range(4)]
-        gy = to_host(grad_y)
-        K.modal_adjoint(gy, f, ctx.q, a1, a2, gain, cubic, weight, grad_f, *grads)
-        grad_w = np.einsum("bt,bmt->m", gy, ctx.q)
-        return (from_host(grad_f, grad_y), *(from_host(g, grad_y) for g in grads), from_host(grad_w, grad_y))
+        grads = [np.empty_like(a1) for _ in range(5)]
+        _iir.modal_adjoint(to_host(grad_y), f, ctx.q, a1, a2, gain, cubic, weight, grad_f, *grads)
+        grads[4] = grads[4].sum(axis=0)
+        return (from_host(grad_f, grad_y), *(from_host(g, grad_y) for g in grads))
 
 
 def modal(f: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor, gain: torch.Tensor, cubic: torch.Tensor,
