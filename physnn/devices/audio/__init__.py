@@ -3,7 +3,7 @@
 Every model maps x (B, T) volts at ``sample_rate`` to y (B, T) volts, takes
 its knobs as :class:`~physnn.Control` settings (scalar or one per sample), and
 differentiates through compiled recursions with hand-written adjoints
-(numba on CPU tensors, a torch path elsewhere):
+(numba on the host, for tensors of any torch device):
 
 * :class:`DiodeClipper` - RC diode clipper (Yeh, Abel & Smith), exact per-sample solve.
 * :class:`OpAmpOverdrive` - op-amp stage with diodes in the feedback loop (soft clipping).

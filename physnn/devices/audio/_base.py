@@ -18,8 +18,8 @@ class AudioDevice(Device):
     Args:
         sample_rate: Hz; must lie in ``supported_rates`` (else :class:`ConfigurationError`).
         num_samples: T, samples per signal (one call processes the whole signal from rest).
-        backend: ``"auto"`` (compiled kernels on CPU tensors, torch elsewhere) or
-            ``"torch"`` (the torch recursion everywhere; what CUDA tensors use).
+        backend: ``"auto"``, the only one: compiled kernels on the host for tensors of any device
+            (CUDA tensors are copied to the host and back once per recursion).
         seed: seed of the device's generator (used by :meth:`sample_inputs`).
     """
 
