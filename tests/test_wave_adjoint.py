@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from physnn.devices.wave import WaveMedium2D, point
+from physnn.devices.wave._solver import solve
+from physnn.errors import ConfigurationError
 
 SMALL = dict(shape=(18, 22), n_steps=70, dt=0.5, absorber_width=3, absorber_strength=1.0, projection_beta=2.0,
              output="raw")
@@ -84,3 +86,13 @@ def test_no_grad_forward_equals_autograd_forward():
         fast = WaveMedium2D(**kw, backend="torch").simulate(x, {"rho": rho})
     plain = WaveMedium2D(**kw, backend="torch", checkpoint_every=0).simulate(x, {"rho": rho})
     assert torch.equal(fast.signals, plain.signals) and torch.equal(fast.intensity, plain.intensity)
+
+
+def test_field_dependent_terms_outside_the_interior_are_refused():
+    medium = WaveMedium2D(**SMALL)
+    x, _ = _data(medium)
+    cl = torch.ones(medium.shape, dtype=torch.float64)
+    q = torch.zeros_like(cl)
+    q[1, 5] = -0.2  # in the absorber
+    with pytest.raises(ConfigurationError, match=r"q \(the Kerr coefficient\) must vanish .* at cell \(1, 5\)"):
+        solve(x[:, None], cl, q, None, medium.layout, dt=0.5, h=1.0, sat_uth=1.0, backend="torch", checkpoint_every=None)

@@ -29,16 +29,18 @@ outputs ``intensity`` (B, P), ``signals`` (B, P, T).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+
+from ...errors import ConfigurationError
 
 if TYPE_CHECKING:
     from ._solver import Layout
 
 
-def damping_coefficients(beta):
+def damping_coefficients(beta: Any) -> tuple[Any, Any]:
     """``a1 = 1/(1 + beta)``, ``a2 = (1 - beta)/(1 + beta)`` of the update
     ``u+ = a1 (2u + r2 c^2 lap) - a2 u-`` for ``beta = b dt`` (arrays or tensors)."""
     a1 = 1 / (1 + beta)
@@ -47,8 +49,12 @@ def damping_coefficients(beta):
 
 def laplacian(u: torch.Tensor) -> torch.Tensor:
     """5-point sum ``u[i-1] + u[i+1] + u[j-1] + u[j+1] - 4u`` with ``u = 0`` outside, (B, Ny, Nx)."""
-    p = F.pad(u, (1, 1, 1, 1))
-    return (p[:, :-2, 1:-1] + p[:, 2:, 1:-1]) + (p[:, 1:-1, :-2] + p[:, 1:-1, 2:]) - 4 * u
+    lap = u * -4
+    lap[:, 1:] += u[:, :-1]
+    lap[:, :-1] += u[:, 1:]
+    lap[:, :, 1:] += u[:, :, :-1]
+    lap[:, :, :-1] += u[:, :, 1:]
+    return lap
 
 
 def _box_laplacian(e: torch.Tensor) -> torch.Tensor:
@@ -69,6 +75,7 @@ class Stepper:
         self.kerr = bool((q.detach() != 0).any())
         self.beta = as_t(layout.damping * dt)
         self.a1, self.a2 = damping_coefficients(self.beta)
+        self.two_a1, self.k = 2 * self.a1, self.r2 * self.a1 * cl * cl  # k: r2 a1 c^2 where c = cl
         self.src_idx = as_t(layout.src_cells[:, 0] * nx + layout.src_cells[:, 1], torch.int64)
         self.src_gain = as_t(layout.src_w) * (dt * dt)                                   # (K,)
         self.src_map = F.one_hot(as_t(layout.src_port, torch.int64), x.shape[1]).to(dtype)  # (K, S)
@@ -79,6 +86,9 @@ class Stepper:
         self.prb_map = F.one_hot(self.prb_port, layout.n_probes).to(dtype)  # (K, P)
         r0, r1, c0, c1 = layout.box
         self.box = (slice(None), slice(r0, r1), slice(c0, c1))
+        _check_inside_box(layout, q, "q (the Kerr coefficient)")
+        if sat is not None:
+            _check_inside_box(layout, sat, "sat (the saturable absorption)")
         self.ext = (slice(None), slice(r0, r1 + 2), slice(c0, c1 + 2))  # the box and its ring, padded indices
         ew = c1 - c0 + 2
         ext_flat = lambda cells: as_t((cells[:, 0] - r0 + 1) * ew + cells[:, 1] - c0 + 1, torch.int64)  # noqa: E731
@@ -91,15 +101,20 @@ class Stepper:
         return self.drive.new_zeros((self.drive.shape[0],) + self.layout.shape)
 
     def step(self, u: torch.Tensor, u_old: torch.Tensor, n: int) -> torch.Tensor:
-        """u^{n+1} (B, Ny, Nx) from u^n and u^{n-1}."""
-        c = self.cl + self.q * (u * u) if self.kerr else self.cl
+        """u^{n+1} (B, Ny, Nx) from u^n and u^{n-1}: the linear update on the whole grid, then the
+        field-dependent terms on the box (where a1 = a2 = 1)."""
         lap = laplacian(u)
-        if self.sat is None:
-            new = self.a1 * ((u + u) + self.r2 * (c * c) * lap) - self.a2 * u_old
-        else:
-            d = 1 + self.beta + self.dt * self.sat / (1 + (u / self.uth) ** 2)
-            new = ((u + u) + self.r2 * (c * c) * lap - (2 - d) * u_old) / d
-        return new.flatten(1).index_add(1, self.src_idx, self.drive[:, :, n]).view_as(u)
+        new = torch.addcmul(self.two_a1 * u, self.k, lap).sub_(self.a2 * u_old)
+        if self.kerr or self.sat is not None:
+            nb, ub, box = new[self.box], u[self.box], self.box[1:]
+            uu = ub * ub
+            if self.kerr:  # r2 (c^2 - cl^2) lap = r2 q u^2 (2 cl + q u^2) lap
+                t = self.q[box] * uu
+                nb += (t + 2 * self.cl[box]) * t * (self.r2 * lap[self.box])
+            if self.sat is not None:  # D - 1 = dt sat / (1 + (u / u_th)^2)
+                s = self.dt * self.sat[box] / (1 + uu / self.uth ** 2)
+                new[self.box] = (nb + s * u_old[self.box]) / (1 + s)
+        return new.view(new.shape[0], -1).index_add_(1, self.src_idx, self.drive[:, :, n]).view_as(u)
 
     def probe(self, u: torch.Tensor) -> torch.Tensor:
         """The field at the probe cells, (B, K)."""
@@ -117,87 +132,108 @@ class Stepper:
         return F.pad(u, (1, 1, 1, 1))[self.ext].contiguous()
 
 
+def _check_inside_box(layout: Layout, a: torch.Tensor, what: str) -> None:
+    """The field-dependent terms are computed on the undamped interior only: refuse any outside it."""
+    r0, r1, c0, c1 = layout.box
+    outside = a.detach().abs().clone()
+    outside[r0:r1, c0:c1] = 0
+    if bool((outside != 0).any()):
+        i, j = divmod(int(outside.argmax()), layout.shape[1])
+        raise ConfigurationError(f"{what} must vanish outside the undamped interior rows {r0}..{r1 - 1}, columns "
+                                 f"{c0}..{c1 - 1}; got {float(a[i, j]):g} at cell ({i}, {j})")
+
+
 class _Adjoint:
     """The backward recursion: per-step state and the transposed step.
 
     ``lam`` is dL/du^{n+1} (complete), ``part`` the part of dL/du^n gathered so far; both (B, Ny, Nx).
+    Full-grid work is a handful of in-place passes; the field-dependent terms touch the box only.
     """
 
     def __init__(self, st: Stepper, v: torch.Tensor, g_int: torch.Tensor, g_sig: torch.Tensor) -> None:
         self.st = st
         steps, batch, _ = v.shape
-        port = st.prb_port
+        port, box = st.prb_port, st.box[1:]
         # dL/du^m at the probe cells, m = 1..T, (T, B, K)
         self.pa = st.prb_w * (2 * st.dt * g_int[:, port] * v + g_sig[:, port, :].permute(2, 0, 1))
         self.lam, self.part = st.zeros(), st.zeros()
         self.lam.view(batch, -1).index_add_(1, st.prb_idx, self.pa[steps - 1])
         if steps > 1:
             self.part.view(batch, -1).index_add_(1, st.prb_idx, self.pa[steps - 2])
+        self.wpad = F.pad(st.zeros(), (1, 1, 1, 1))   # r2 c^2 a1 lambda, zero on the wall
+        self.w = self.wpad[:, 1:-1, 1:-1]
         self.g_src = v.new_empty((steps, batch, len(st.src_idx)))  # dL/d(drive) / (dt^2 w), (T, B, K)
-        box_shape = st.zeros()[st.box].shape
-        self.g_cl = v.new_zeros(box_shape)   # per sample, summed at the end
-        self.g_q = v.new_zeros(box_shape)
-        self.g_sat = v.new_zeros(box_shape) if st.sat is not None else None
-        self.k = st.r2 * st.a1 * st.cl * st.cl  # w = k lambda where the speed does not depend on u
+        self.g_cl = v.new_zeros(self.w[st.box].shape)   # per sample and without constant factors
+        self.g_q = torch.zeros_like(self.g_cl)
+        self.g_sat = torch.zeros_like(self.g_cl) if st.sat is not None else None
+        self.neg_a2 = -st.a2
+        self.cl_b, self.q4_b = st.cl[box], (4 * st.r2) * st.q[box]
+        if st.sat is not None:
+            r0, _, c0, c1 = st.layout.box
+            cells = st.layout.src_cells
+            self.src_box = torch.as_tensor((cells[:, 0] - r0) * (c1 - c0) + cells[:, 1] - c0, device=v.device)
+            self.sat_b = st.dt * st.sat[box]                        # dt sat
+            self.dsat_b = (-2 / st.uth ** 2) * self.sat_b           # d(dt sat e)/du = dsat u e^2
 
     def step(self, n: int, cur: torch.Tensor, old: torch.Tensor | None, nxt: torch.Tensor | None):
         """Back through step n (u^n -> u^{n+1}): ``cur`` = u^n on the extended box; ``old`` = u^{n-1}
-        and ``nxt`` = u^{n+1} there (needed with saturable absorption only). Returns ``(c^2, lap u)``
+        and ``nxt`` = u^{n+1} there (needed with saturable absorption only). Returns ``(r2 c^2, lap u)``
         on the box."""
-        st, lam, part = self.st, self.lam, self.part
+        st, lam, part, w, box = self.st, self.lam, self.part, self.w, self.st.box
         batch = lam.shape[0]
         self.g_src[n] = lam.view(batch, -1)[:, st.src_idx]
         u = cur[:, 1:-1, 1:-1]
         lap = _box_laplacian(cur)
-        lb = lam[st.box]
-        c = st.cl[st.box[1:]] + st.q[st.box[1:]] * (u * u) if st.kerr else st.cl[st.box[1:]]
-        c2 = c * c
-        mu = st.a1 * lam
-        w = self.k * lam
+        lb, pb = lam[box], part[box]
+        uu = u * u
+        c = torch.addcmul(self.cl_b, st.q[box[1:]], uu) if st.kerr else self.cl_b
+        c2r2 = (c * c).mul_(st.r2)
+        torch.mul(lam, st.k, out=w)  # w = r2 a1 c^2 lambda, c = cl outside the box
+        part.addcmul_(lam, st.two_a1)
         if st.sat is not None:
-            e = 1 / (1 + (u / st.uth) ** 2)
-            sat = st.sat[st.box[1:]]
-            d = 1 + st.dt * sat * e
-            mu[st.box] = lb / d
-        mb = mu[st.box]
+            e = (uu * (1 / st.uth ** 2)).add_(1).reciprocal_()
+            d = (self.sat_b * e).add_(1)
+            mb = lb / d
+            pb.add_(mb - lb, alpha=2)
+        else:
+            mb = lb
         if st.kerr or st.sat is not None:
-            w[st.box] = st.r2 * c2 * mb
-        part += 2 * mu + laplacian(w)
-        dc = (st.r2 * 2) * c * lap * mb  # lambda * d(u^{n+1})/d(cl)
+            torch.mul(c2r2, mb, out=w[box])
+        wp = self.wpad
+        part.add_(wp[:, :-2, 1:-1]).add_(wp[:, 2:, 1:-1]).add_(wp[:, 1:-1, :-2]).add_(wp[:, 1:-1, 2:])
+        part.add_(w, alpha=-4)
+        dc = (c * lap).mul_(mb)  # lambda d(u^{n+1})/d(cl) / (2 r2)
         self.g_cl += dc
-        self.g_q.addcmul_(dc, u * u)
-        pb = part[st.box]
+        self.g_q.addcmul_(dc, uu)
         if st.kerr:
-            pb.addcmul_(dc, 2 * st.q[st.box[1:]] * u)
+            pb.addcmul_(dc, self.q4_b * u)
         if st.sat is not None:
             nb = nxt[:, 1:-1, 1:-1].clone(memory_format=torch.contiguous_format)
-            nb.view(batch, -1).index_add_(1, self._src_box(), -st.drive[:, :, n])
-            dd = (old[:, 1:-1, 1:-1] - nb) / d * lb  # lambda * d(u^{n+1})/dD
-            pb.addcmul_(dd, (st.dt * -2 / st.uth ** 2) * sat * u * e * e)
-            self.g_sat.addcmul_(dd, st.dt * e)
-        lam.mul_(-st.a2)
+            nb.view(batch, -1).index_add_(1, self.src_box, -st.drive[:, :, n])
+            dd = (old[:, 1:-1, 1:-1] - nb).mul_(mb)  # lambda d(u^{n+1})/dD
+            pb.addcmul_(dd, (self.dsat_b * u).mul_(e).mul_(e))
+            self.g_sat.addcmul_(dd, e)
+        lam.mul_(self.neg_a2)
         if st.sat is not None:
-            lb.mul_((2 - d) / d)
+            lb.mul_(d.reciprocal_().mul_(2).sub_(1))  # -a2 = -(2 - D)/D; a2 = 1 in the box without it
         if n >= 2:
             lam.view(batch, -1).index_add_(1, st.prb_idx, self.pa[n - 2])
         self.lam, self.part = part, lam
-        return c2, lap
-
-    def _src_box(self) -> torch.Tensor:
-        r0, _, c0, c1 = self.st.layout.box
-        cells = self.st.layout.src_cells
-        return torch.as_tensor((cells[:, 0] - r0) * (c1 - c0) + cells[:, 1] - c0, device=self.lam.device)
+        return c2r2, lap
 
     def gradients(self, sat: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(g_x (B, S, T), g_cl, g_q, g_sat (Ny, Nx), zero outside the box)."""
         st = self.st
         g_x = torch.einsum("nbk,ks->bsn", self.g_src * st.src_gain, st.src_map)
         full = []
-        for g in (self.g_cl, self.g_q) + ((self.g_sat,) if sat else ()):
+        for g, scale in ((self.g_cl, 2 * st.r2), (self.g_q, 2 * st.r2), (self.g_sat, st.dt)):
+            if g is None:
+                full.append(None)
+                continue
             out = st.cl.new_zeros(st.layout.shape)
-            out[st.box[1:]] = g.sum(0)
+            out[st.box[1:]] = g.sum(0) * scale
             full.append(out)
-        return g_x, full[0], full[1], full[2] if sat else None
+        return g_x, full[0], full[1], full[2]
 
 
 class TorchWave(torch.autograd.Function):
@@ -244,10 +280,10 @@ def _reversible(adj: _Adjoint, st: Stepper, strip: torch.Tensor, nxt: torch.Tens
     """Run the adjoint back to step 0, rebuilding u^{n-1} from u^n, u^{n+1} on the box and the ring."""
     batch = nxt.shape[0]
     for n in range(steps - 1, -1, -1):
-        c2, lap = adj.step(n, cur, None, None)
+        c2r2, lap = adj.step(n, cur, None, None)
         nxt.view(batch, -1).index_add_(1, st.src_ext, -st.drive[:, :, n])
         nb = nxt[:, 1:-1, 1:-1]
-        torch.sub((cur[:, 1:-1, 1:-1] * 2) + (st.r2 * c2) * lap, nb, out=nb)
+        torch.sub((cur[:, 1:-1, 1:-1] * 2) + c2r2 * lap, nb, out=nb)
         if n >= 1 and len(st.ring_ext):
             nxt.view(batch, -1).index_copy_(1, st.ring_ext, strip[n - 1])
         cur, nxt = nxt, cur

@@ -65,10 +65,11 @@ class WaveMedium2D(Device):
         sat_b0: saturable absorption strength, 1/s (0: off); ``sat_uth``: its threshold field.
         output: ``"normalized"`` (intensities / their sum) or ``"raw"`` (field^2 s).
         backend: ``"numba"`` (fused CPU kernels, reversible backward), ``"torch"`` (any torch
-            device, checkpointed autograd) or ``"auto"`` (numba for CPU inputs without
-            saturable absorption, else torch).
-        checkpoint_every: steps per checkpoint segment of the torch backend (None: sqrt(T),
-            0: none, plain autograd).
+            device; the same exact adjoint in torch ops, checkpointed with saturable absorption)
+            or ``"auto"`` (numba for CPU inputs without saturable absorption, else torch).
+        checkpoint_every: steps per checkpoint segment of the torch backend's adjoint with
+            saturable absorption (None: sqrt(T)); 0: plain autograd through every step (the
+            reference, memory O(T)).
         rho_init: default density, in [0, 1].
     """
 
@@ -93,7 +94,7 @@ class WaveMedium2D(Device):
                                      f"got {output!r}, {backend!r}")
         if backend == "numba" and sat_b0 > 0:
             raise ConfigurationError("saturable absorption (sat_b0 > 0) makes the medium irreversible: use "
-                                     "backend='torch' or 'auto' (checkpointed gradients)")
+                                     "backend='torch' or 'auto' (checkpointed exact adjoint)")
         if backend == "numba" and not numba_available():
             raise ConfigurationError("backend='numba' needs numba (pip install numba); use backend='torch'")
         cmax = max(c0, c1)
