@@ -7,11 +7,15 @@ Cases, forward + backward (gradients of the input and of every parameter):
 * clipper: ``DiodeClipper``, batch 8 x 44,100 samples, float64, loss ``sum(y^2)``.
 
 Wall time (``time.perf_counter``; the point is parallel speed), 1-thread and N-thread runs
-interleaved (order alternating each round) in one process, ``--rounds`` rounds after a warm-up
-(compilation) at each thread count; min and median per thread count, speed-up = 1-thread time /
-N-thread time. "cores" is process CPU time / wall time (how many cores the run really got).
+interleaved (order alternating each round) in one process, ``--rounds`` rounds (8 times as many
+for the ~30 ms clipper runs) after a warm-up (compilation) at each thread count; min and median
+per thread count, speed-up = 1-thread time / N-thread time. "cores" is process CPU time / wall
+time (how many cores the run really got).
 Every run's outputs and gradients are compared with ``torch.equal`` to the first 1-thread run.
 The load average (``/proc/loadavg``) is printed before and after: other processes share the CPU.
+So is ``OMP_WAIT_POLICY``: torch's OpenMP workers spin for milliseconds after each parallel torch
+op (libgomp's default), on the core a kernel thread then needs; ``OMP_WAIT_POLICY=passive`` makes
+them sleep instead.
 
     PHYSNN_DATA=... NUMBA_CACHE_DIR=.numba_cache python benchmarks/bench_threads.py --rounds 7
 """
@@ -19,6 +23,7 @@ The load average (``/proc/loadavg``) is printed before and after: other processe
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -101,15 +106,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="the N of 1 vs N threads")
     parser.add_argument("--cases", default="wave,clipper")
     args = parser.parse_args()
-    cases = {"wave": ("wave medium, vowel setup, batch 8, 1000 steps, float32", lambda: wave_case(8, 1000)),
-             "clipper": ("DiodeClipper exact, batch 8 x 44,100, float64", lambda: clipper_case(8, 44100))}
+    # (label, case, rounds per --rounds): the clipper runs take ~30 ms, so it gets more of them
+    cases = {"wave": ("wave medium, vowel setup, batch 8, 1000 steps, float32", lambda: wave_case(8, 1000), 1),
+             "clipper": ("DiodeClipper exact, batch 8 x 44,100, float64", lambda: clipper_case(8, 44100), 8)}
     threads = (1, args.threads)
-    print(f"load average before: {_loadavg()}; forward+backward, wall time, {args.rounds} interleaved rounds")
+    print(f"load average before: {_loadavg()}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
+          f"forward+backward, wall time, "
+          f"{args.rounds} (wave) / {8 * args.rounds} (clipper) interleaved rounds")
     print(f"{'case':<58}{'threads':>8}{'min s':>9}{'median s':>10}{'cores':>7}{'speed-up min/med':>18}"
           f"{'bit-identical':>15}")
     for name in args.cases.split(","):
-        label, make = cases[name]
-        times, identical = measure(make(), threads, args.rounds)
+        label, make, factor = cases[name]
+        times, identical = measure(make(), threads, args.rounds * factor)
         walls = {k: [w for w, _ in v] for k, v in times.items()}
         for k in threads:
             cores = statistics.median(c for _, c in times[k])

@@ -5,9 +5,10 @@ rows, each block on its own thread; the kernels are compiled with ``nogil=True``
 run in parallel. Each row is computed by the same compiled code whatever the blocks, so results
 are bit-identical for every thread count.
 
-Plain Python threads, not numba's ``parallel=True``: numba's OpenMP pool and torch's are two
-OpenMP runtimes whose idle threads spin, and alternating torch ops with numba regions made
-2 threads slower than 1 here (``benchmarks/bench_threads.py``); these threads sleep when idle.
+Plain Python threads, not numba's ``parallel=True``: numba's OpenMP layer loads a second
+OpenMP runtime next to torch's (two pools whose idle threads spin for milliseconds, each taking
+cores from the other), and launching it reset ``torch.get_num_threads()`` to the CPU count.
+These threads sleep when idle and leave torch's settings alone.
 """
 
 from __future__ import annotations
@@ -24,15 +25,20 @@ import torch
 _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked child makes its own
 
 
+def _cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def num_threads() -> int:
     """Threads the kernels use: ``torch.get_num_threads()``, at most the number of CPUs."""
-    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    return max(1, min(torch.get_num_threads(), _cpus()))
 
 
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None or _POOL[0] != os.getpid():
-        _POOL = (os.getpid(), ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="physnn-kernel"))
+        _POOL = (os.getpid(), ThreadPoolExecutor(_cpus(), thread_name_prefix="physnn-kernel"))
     return _POOL[1]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from physnn.devices.audio import DiodeClipper, DrivenPlate
 from physnn.devices.audio._ops import smoother
 from physnn.devices.wave import WaveMedium2D
 
-TWO = min(2, os.cpu_count() or 1)  # what "2 threads" can give on this machine
+TWO = min(2, _threads._cpus())  # what "2 threads" can give on this machine
 
 
 @pytest.fixture
@@ -84,7 +83,7 @@ def test_thread_count_follows_torch(blocks):
         torch.set_num_threads(k)
         out = np.zeros(8)
         kernel(out)
-        n = min(k, os.cpu_count() or 1)
+        n = min(k, _threads._cpus())
         assert len({ident for ident, _, _ in calls}) == n
         assert out.tolist() == [8 / n] * 8
         if n == 2:  # the two blocks overlapped in time
