@@ -11,6 +11,10 @@ Run: ``python benchmarks/bench_audio.py [--repeats 7]``. Three tables:
    on 16 x 1 s, and its coefficient of variation (std / mean).
 3. Real-time factors on 16 x 1 s next to pedalboard's Distortion + Lowpass +
    Compressor (forward only, no gradients), the reference a user knows.
+4. The path CUDA tensors take (one copy to the host and one back per
+   recursion), forced on CPU tensors: forward + backward against the plain CPU
+   path on 8 x 1 s. No GPU here, so the copies are host-to-host: this measures
+   the routing's overhead, not a GPU's transfers.
 
 Contenders are interleaved within each repeat; times are ``time.process_time``
 (CPU seconds), reported as min and median over the repeats.
@@ -181,6 +185,27 @@ def realtime_table(repeats: int) -> None:
         print("pedalboard not installed (pip install 'physnn[audio]'): no reference row")
 
 
+def device_path_table(repeats: int) -> None:
+    x = tones(8)
+    print(f"\n4. Forward + backward on the path CUDA tensors take (forced on CPU tensors) vs the CPU path, 8 x 1 s, "
+          f"CPU ms median of {repeats}")
+    print(f"{'model':<24}{'CPU path':>10}{'device path':>13}{'ratio':>8}")
+    for label, device in [("LowpassFilter", LowpassFilter(num_samples=x.shape[1])),
+                          ("Compressor", Compressor(num_samples=x.shape[1])),
+                          ("DiodeClipper exact", DiodeClipper(num_samples=x.shape[1]))]:
+        _, fwd_bwd = model_runs(device, x)
+
+        def forced(fn: Callable[[], object] = fwd_bwd) -> object:
+            _ops.FORCE_DEVICE_PATH = True
+            try:
+                return fn()
+            finally:
+                _ops.FORCE_DEVICE_PATH = False
+
+        t = {k: 1e3 * statistics.median(v) for k, v in measure({"cpu": fwd_bwd, "dev": forced}, repeats).items()}
+        print(f"{label:<24}{t['cpu']:>10.2f}{t['dev']:>13.2f}{t['dev'] / t['cpu']:>8.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -189,6 +214,7 @@ def main() -> None:
     filter_table(args.repeats)
     compressor_table()
     realtime_table(args.repeats)
+    device_path_table(args.repeats)
 
 
 if __name__ == "__main__":
