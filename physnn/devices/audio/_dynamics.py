@@ -6,7 +6,8 @@ per-sample intermediates (level, static gain, their derivatives) in registers:
 the forward pass writes only the output and the smoothed gain (float64, which
 the adjoint needs to replay the attack/release branches exactly); the adjoint
 recomputes the rest from the input. Arrays are float32 or float64 (compiled for
-each); the arithmetic is float64.
+each); the arithmetic is float64. Blocks of rows run on ``torch.get_num_threads()`` threads
+(:func:`physnn._threads.over_rows`), bit-identical for any count.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 
 import numba
 
+from ..._threads import over_rows
 from ._kernels import _INLINE, _JIT
 
 #: dB per natural-log unit of power (10 / ln 10) and natural-log units per dB of amplitude (ln 10 / 20).
@@ -36,6 +38,7 @@ def _static(x, floor, threshold, slope, width):
         1.0 - u / width)
 
 
+@over_rows("x", "threshold", "slope", "width", "pole_a", "pole_r", "makeup", "y", "g")
 @numba.njit(**_JIT)
 def compressor_forward(x, floor, threshold, slope, width, pole_a, pole_r, makeup, y, g):
     """y = x 10^((g + makeup) / 20), g the smoothed soft-knee gain in dB.
@@ -56,6 +59,7 @@ def compressor_forward(x, floor, threshold, slope, width, pole_a, pole_r, makeup
             y[b, n] = xn * math.exp((prev + mk) * NEPER_PER_DB)
 
 
+@over_rows("grad_y", "x", "g", "threshold", "slope", "width", "pole_a", "pole_r", "makeup", "grad_x", "grad_rows")
 @numba.njit(**_JIT)
 def compressor_adjoint(grad_y, x, g, floor, threshold, slope, width, pole_a, pole_r, makeup, grad_x, grad_rows):
     """Reverse pass of :func:`compressor_forward` (attack/release branches as taken).
