@@ -168,3 +168,25 @@ def test_row_blocks_on_threads_are_bit_identical(monkeypatch, make):
     monkeypatch.setattr(_threads, "num_threads", lambda: 3)
     for a, b in zip(one, run()):
         assert torch.equal(a, b)
+
+
+ROWS = torch.tensor([0.5, 0.7], dtype=F64)
+OP_CALLS = {
+    "biquad": lambda x: _ops.biquad(x, torch.tensor([0.2, 0.4, 0.2, -0.6, 0.3], dtype=F64).expand(2, 5)),
+    "compressor": lambda x: _ops.compressor(x, 1e-12, -ROWS * 20, -ROWS, ROWS * 6, ROWS, ROWS + 0.2, ROWS),
+    "smoother": lambda x: _ops.smoother(x, ROWS, ROWS + 0.2),
+    "modal": lambda x: _ops.modal(x, ROWS[:, None] + 1.2, ROWS[:, None] + 0.2, ROWS[:, None], ROWS[:, None] * 0,
+                                  torch.ones(1, dtype=F64)),
+    "diode_node": lambda x: _ops.diode_node(x, ROWS, ROWS * 1e-9, ROWS * 0.05, ROWS * 0.05, 1e-2, True),
+}
+
+
+@pytest.mark.parametrize("op", sorted(OP_CALLS))
+def test_backward_refuses_an_input_changed_in_place(op):
+    """The kernels' backward reads the signal's memory without a copy: torch must refuse, not use changed values."""
+    x = torch.randn(2, 32, generator=_rng(8), dtype=F64).requires_grad_()
+    xs = x * 1.0  # a non-leaf the user may (wrongly) change in place
+    y = OP_CALLS[op](xs)
+    xs.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()

@@ -63,6 +63,12 @@ def signal_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype if x.dtype in _KERNEL_DTYPES else torch.float64
 
 
+def _saved(ctx) -> None:
+    """Raise torch's error if an input of this op changed in place since forward: the host arrays the backward
+    reads may be views of the inputs' memory (inputs are saved with ``ctx.save_for_backward`` for this check)."""
+    ctx.saved_tensors  # noqa: B018 - the access is the check
+
+
 # ------------------------------------------------------------- diode node
 class _DiodeNode(torch.autograd.Function):
     @staticmethod
@@ -71,11 +77,13 @@ class _DiodeNode(torch.autograd.Function):
         v, d1, d2 = (np.empty(arrays[0].shape) for _ in range(3))
         K.diode_node_forward(*arrays, float(k), bool(exact), v, d1, d2)
         ctx.arrays, ctx.state, ctx.k, ctx.exact = arrays, (v, d1, d2), float(k), bool(exact)
+        ctx.save_for_backward(s, conductance, i_sat, v1, v2)
         return from_host(v, s)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_v):
+        _saved(ctx)
         s, conductance, i_sat, v1, v2 = ctx.arrays
         v, d1, d2 = ctx.state
         grad_s = np.empty_like(s)
@@ -105,11 +113,13 @@ class _Biquad(torch.autograd.Function):
         y = np.empty_like(xa)
         _iir.biquad_forward(xa, ca, y)
         ctx.arrays = (xa, ca, y)
+        ctx.save_for_backward(x, coef)
         return from_host(y, x)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):
+        _saved(ctx)
         xa, ca, y = ctx.arrays
         grad_x, grad_c = np.empty_like(xa), np.empty_like(ca)
         _iir.biquad_adjoint(to_host(grad_y, signal_dtype(grad_y)), xa, y, ca, grad_x, grad_c)
@@ -131,11 +141,13 @@ class _Smoother(torch.autograd.Function):
         attack = np.empty(xa.shape, dtype=np.uint8)
         K.smoother_forward(xa, ca, cr, y, attack)
         ctx.arrays = (xa, y, attack, ca, cr)
+        ctx.save_for_backward(x, c_attack, c_release)
         return from_host(y, x)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):
+        _saved(ctx)
         xa, y, attack, ca, cr = ctx.arrays
         grad_x, grad_a, grad_r = np.empty_like(xa), np.empty_like(ca), np.empty_like(cr)
         K.smoother_adjoint(to_host(grad_y), xa, y, attack, ca, cr, grad_x, grad_a, grad_r)
@@ -157,11 +169,13 @@ class _Compressor(torch.autograd.Function):
         y, g = np.empty_like(xa), np.empty(xa.shape)
         D.compressor_forward(xa, float(floor), *rows, y, g)
         ctx.arrays, ctx.floor = (xa, g, rows), float(floor)
+        ctx.save_for_backward(x, threshold, slope, width, pole_a, pole_r, makeup)
         return from_host(y, x)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):
+        _saved(ctx)
         xa, g, rows = ctx.arrays
         grad_x, grad_rows = np.empty_like(xa), np.empty((xa.shape[0], 6))
         D.compressor_adjoint(to_host(grad_y, signal_dtype(grad_y)), xa, g, ctx.floor, *rows, grad_x, grad_rows)
@@ -189,11 +203,13 @@ class _Modal(torch.autograd.Function):
         q = np.empty(a1.shape + (f.shape[1],))
         _iir.modal_forward(*arrays, y, q)
         ctx.arrays, ctx.q = arrays, q
+        ctx.save_for_backward(f, a1, a2, gain, cubic, weight)
         return from_host(y, f)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):
+        _saved(ctx)
         f, a1, a2, gain, cubic, weight = ctx.arrays
         grad_f = np.empty_like(f)
         grads = [np.empty_like(a1) for _ in range(5)]
