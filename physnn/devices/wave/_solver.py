@@ -159,7 +159,7 @@ def _autograd_run(st: Stepper, steps: int, snapshot_every: int | None) -> Soluti
     u, u_old = st.zeros(), st.zeros()
     probes, snaps = [], []
     for n in range(steps):
-        u, u_old = st.step(u, u_old, n), u
+        u, u_old = st.step(u, u_old, st.drive[:, :, n]), u
         probes.append(st.probe(u))
         if snapshot_every and (n + 1) % snapshot_every == 0:
             snaps.append(u)

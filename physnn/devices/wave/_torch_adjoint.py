@@ -100,9 +100,9 @@ class Stepper:
         """A field at rest, (B, Ny, Nx)."""
         return self.drive.new_zeros((self.drive.shape[0],) + self.layout.shape)
 
-    def step(self, u: torch.Tensor, u_old: torch.Tensor, n: int) -> torch.Tensor:
-        """u^{n+1} (B, Ny, Nx) from u^n and u^{n-1}: the linear update on the whole grid, then the
-        field-dependent terms on the box (where a1 = a2 = 1)."""
+    def step(self, u: torch.Tensor, u_old: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
+        """u^{n+1} (B, Ny, Nx) from u^n, u^{n-1} and ``drive[:, :, n]`` (B, K): the linear update on
+        the whole grid, then the field-dependent terms on the box (where a1 = a2 = 1)."""
         lap = laplacian(u)
         new = torch.addcmul(self.two_a1 * u, self.k, lap).sub_(self.a2 * u_old)
         if self.kerr or self.sat is not None:
@@ -114,7 +114,7 @@ class Stepper:
             if self.sat is not None:  # D - 1 = dt sat / (1 + (u / u_th)^2)
                 s = self.dt * self.sat[box] / (1 + uu / self.uth ** 2)
                 new[self.box] = (nb + s * u_old[self.box]) / (1 + s)
-        return new.view(new.shape[0], -1).index_add_(1, self.src_idx, self.drive[:, :, n]).view_as(u)
+        return new.view(new.shape[0], -1).index_add_(1, self.src_idx, drive).view_as(u)
 
     def probe(self, u: torch.Tensor) -> torch.Tensor:
         """The field at the probe cells, (B, K)."""
@@ -129,7 +129,10 @@ class Stepper:
 
     def crop(self, u: torch.Tensor) -> torch.Tensor:
         """The interior box and its ring, (B, h + 2, w + 2), a copy (zero where the ring is the wall)."""
-        return F.pad(u, (1, 1, 1, 1))[self.ext].contiguous()
+        if len(self.ring_idx):  # the ring lies on the grid
+            return u[:, self.ext[1].start - 1:self.ext[1].stop - 1, self.ext[2].start - 1:self.ext[2].stop - 1].clone(
+                memory_format=torch.contiguous_format)
+        return F.pad(u, (1, 1, 1, 1))[self.ext]
 
 
 def _check_inside_box(layout: Layout, a: torch.Tensor, what: str) -> None:
@@ -156,18 +159,20 @@ class _Adjoint:
         port, box = st.prb_port, st.box[1:]
         # dL/du^m at the probe cells, m = 1..T, (T, B, K)
         self.pa = st.prb_w * (2 * st.dt * g_int[:, port] * v + g_sig[:, port, :].permute(2, 0, 1))
-        self.lam, self.part = st.zeros(), st.zeros()
-        self.lam.view(batch, -1).index_add_(1, st.prb_idx, self.pa[steps - 1])
+        # each of lam, part as (field, its box, its flat view): views made once, not per step
+        self.lam, self.part = ((z, z[st.box], z.view(batch, -1)) for z in (st.zeros(), st.zeros()))
+        self.lam[2].index_add_(1, st.prb_idx, self.pa[steps - 1])
         if steps > 1:
-            self.part.view(batch, -1).index_add_(1, st.prb_idx, self.pa[steps - 2])
-        self.wpad = F.pad(st.zeros(), (1, 1, 1, 1))   # r2 c^2 a1 lambda, zero on the wall
-        self.w = self.wpad[:, 1:-1, 1:-1]
+            self.part[2].index_add_(1, st.prb_idx, self.pa[steps - 2])
+        wp = F.pad(st.zeros(), (1, 1, 1, 1))   # r2 c^2 a1 lambda, zero on the wall
+        self.w, self.w_nb = wp[:, 1:-1, 1:-1], (wp[:, :-2, 1:-1], wp[:, 2:, 1:-1], wp[:, 1:-1, :-2], wp[:, 1:-1, 2:])
+        self.w_b = self.w[st.box]
         self.g_src = v.new_empty((steps, batch, len(st.src_idx)))  # dL/d(drive) / (dt^2 w), (T, B, K)
         self.g_cl = v.new_zeros(self.w[st.box].shape)   # per sample and without constant factors
         self.g_q = torch.zeros_like(self.g_cl)
         self.g_sat = torch.zeros_like(self.g_cl) if st.sat is not None else None
         self.neg_a2 = -st.a2
-        self.cl_b, self.q4_b = st.cl[box], (4 * st.r2) * st.q[box]
+        self.cl_b, self.q_b, self.q4_b = st.cl[box], st.q[box], (4 * st.r2) * st.q[box]
         if st.sat is not None:
             r0, _, c0, c1 = st.layout.box
             cells = st.layout.src_cells
@@ -179,14 +184,13 @@ class _Adjoint:
         """Back through step n (u^n -> u^{n+1}): ``cur`` = u^n on the extended box; ``old`` = u^{n-1}
         and ``nxt`` = u^{n+1} there (needed with saturable absorption only). Returns ``(r2 c^2, lap u)``
         on the box."""
-        st, lam, part, w, box = self.st, self.lam, self.part, self.w, self.st.box
-        batch = lam.shape[0]
-        self.g_src[n] = lam.view(batch, -1)[:, st.src_idx]
+        st, w = self.st, self.w
+        (lam, lb, lam_flat), (part, pb, _) = self.lam, self.part
+        self.g_src[n] = lam_flat[:, st.src_idx]
         u = cur[:, 1:-1, 1:-1]
         lap = _box_laplacian(cur)
-        lb, pb = lam[box], part[box]
         uu = u * u
-        c = torch.addcmul(self.cl_b, st.q[box[1:]], uu) if st.kerr else self.cl_b
+        c = torch.addcmul(self.cl_b, self.q_b, uu) if st.kerr else self.cl_b
         c2r2 = (c * c).mul_(st.r2)
         torch.mul(lam, st.k, out=w)  # w = r2 a1 c^2 lambda, c = cl outside the box
         part.addcmul_(lam, st.two_a1)
@@ -198,9 +202,9 @@ class _Adjoint:
         else:
             mb = lb
         if st.kerr or st.sat is not None:
-            torch.mul(c2r2, mb, out=w[box])
-        wp = self.wpad
-        part.add_(wp[:, :-2, 1:-1]).add_(wp[:, 2:, 1:-1]).add_(wp[:, 1:-1, :-2]).add_(wp[:, 1:-1, 2:])
+            torch.mul(c2r2, mb, out=self.w_b)
+        for neighbour in self.w_nb:
+            part += neighbour
         part.add_(w, alpha=-4)
         dc = (c * lap).mul_(mb)  # lambda d(u^{n+1})/d(cl) / (2 r2)
         self.g_cl += dc
@@ -209,7 +213,7 @@ class _Adjoint:
             pb.addcmul_(dc, self.q4_b * u)
         if st.sat is not None:
             nb = nxt[:, 1:-1, 1:-1].clone(memory_format=torch.contiguous_format)
-            nb.view(batch, -1).index_add_(1, self.src_box, -st.drive[:, :, n])
+            nb.view(nb.shape[0], -1).index_add_(1, self.src_box, -st.drive[:, :, n])
             dd = (old[:, 1:-1, 1:-1] - nb).mul_(mb)  # lambda d(u^{n+1})/dD
             pb.addcmul_(dd, (self.dsat_b * u).mul_(e).mul_(e))
             self.g_sat.addcmul_(dd, e)
@@ -217,8 +221,8 @@ class _Adjoint:
         if st.sat is not None:
             lb.mul_(d.reciprocal_().mul_(2).sub_(1))  # -a2 = -(2 - D)/D; a2 = 1 in the box without it
         if n >= 2:
-            lam.view(batch, -1).index_add_(1, st.prb_idx, self.pa[n - 2])
-        self.lam, self.part = part, lam
+            lam_flat.index_add_(1, st.prb_idx, self.pa[n - 2])
+        self.lam, self.part = self.part, self.lam
         return c2r2, lap
 
     def gradients(self, sat: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -252,7 +256,7 @@ class TorchWave(torch.autograd.Function):
         for n in range(steps):
             if keep and sat is not None and n % every == 0:
                 starts.append((u, old))
-            new = st.step(u, old, n)
+            new = st.step(u, old, st.drive[:, :, n])
             v[n] = st.probe(new)
             if strip is not None:
                 strip[n + 1] = new.view(x.shape[0], -1)[:, st.ring_idx]
@@ -296,7 +300,7 @@ def _checkpointed(adj: _Adjoint, st: Stepper, starts: list, every: int, steps: i
         u, old = starts[k]
         crops = [st.crop(old), st.crop(u)]  # u^{n0-1}, u^{n0}, ..., u^{n1}
         for n in range(n0, n1):
-            u, old = st.step(u, old, n), u
+            u, old = st.step(u, old, st.drive[:, :, n]), u
             crops.append(st.crop(u))
         for n in range(n1 - 1, n0 - 1, -1):
             j = n - n0
