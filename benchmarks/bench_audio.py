@@ -17,13 +17,19 @@ Run: ``python benchmarks/bench_audio.py [--repeats 7]``. Three tables:
    the routing's overhead, not a GPU's transfers.
 
 Contenders are interleaved within each repeat; times are ``time.process_time``
-(CPU seconds), reported as min and median over the repeats.
+(CPU seconds), reported as min and median over the repeats. Table 1 also counts
+page faults per forward + backward call: whether glibc trims freed heap memory,
+so that the next call's outputs are faulted in again, depends on the heap's
+history (up to about 1,350 faults, 3 ms, per biquad call on 8 x 1 s when it
+does; ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=268435456`` in
+the environment keeps that memory mapped).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -50,6 +56,14 @@ def measure(contenders: dict[str, Callable[[], object]], repeats: int) -> dict[s
             fn()
             times[name].append(time.process_time() - start)
     return times
+
+
+def faults_per_call(fn: Callable[[], object], calls: int = 5) -> float:
+    """Minor page faults per call of ``fn`` (fresh memory the kernel touches; glibc trims and re-maps freed heap)."""
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start) / calls
 
 
 def tones(batch: int, seconds: float = 1.0) -> torch.Tensor:
@@ -126,17 +140,20 @@ def filter_table(repeats: int) -> None:
         else:
             b, a = biquad_ba(device)
             ref = (lambda b=b, a=a: signal.lfilter(b, a, audio, axis=1))
-        rows[label] = measure({"scipy": ref, "fwd": fwd, "fwd+bwd": fwd_bwd}, repeats)
+        rows[label] = measure({"scipy": ref, "fwd": fwd, "fwd+bwd": fwd_bwd}, repeats), faults_per_call(fwd_bwd)
         if not isinstance(device, DrivenPlate):
-            rows[f"  {label} op, no Device checks"] = measure({"scipy": ref, **op_runs(device, x)}, repeats)
+            ops = op_runs(device, x)
+            rows[f"  {label} op, no Device checks"] = (measure({"scipy": ref, **ops}, repeats),
+                                                       faults_per_call(ops["fwd+bwd"]))
     print(f"\n1. Linear filters, 8 x 1 s at {SAMPLE_RATE} Hz, float64, 1 thread; CPU ms (min / median of {repeats}) "
-          "and ratio of medians to scipy.signal.lfilter forward")
-    print(f"{'filter':<36}{'scipy fwd':>16}{'physnn fwd':>16}{'ratio':>8}{'physnn fwd+bwd':>18}{'ratio':>8}")
-    for label, t in rows.items():
+          "and ratio of medians to scipy.signal.lfilter forward; page faults per fwd+bwd call")
+    print(f"{'filter':<36}{'scipy fwd':>16}{'physnn fwd':>16}{'ratio':>8}{'physnn fwd+bwd':>18}{'ratio':>8}"
+          f"{'faults':>8}")
+    for label, (t, faults) in rows.items():
         med = {k: statistics.median(v) for k, v in t.items()}
         cell = {k: f"{1e3 * min(v):.2f} / {1e3 * med[k]:.2f}" for k, v in t.items()}
         print(f"{label:<36}{cell['scipy']:>16}{cell['fwd']:>16}{med['fwd'] / med['scipy']:>8.2f}"
-              f"{cell['fwd+bwd']:>18}{med['fwd+bwd'] / med['scipy']:>8.2f}")
+              f"{cell['fwd+bwd']:>18}{med['fwd+bwd'] / med['scipy']:>8.2f}{faults:>8.0f}")
 
 
 def compressor_table(calls: int = 20) -> None:
