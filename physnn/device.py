@@ -79,6 +79,17 @@ class Control:
         return f"{self.name} {shape}in [{self.low:g}, {self.high:g}]{unit} (default {self.default})"
 
 
+def all_finite(t: torch.Tensor) -> bool:
+    """True when no element of ``t`` is NaN or infinite.
+
+    A finite sum proves it in one reduction (any NaN or Inf makes the sum
+    non-finite); only when the sum is not finite (a bad value, or an overflow
+    of large finite values) are the elements checked one by one.
+    """
+    t = t.detach()
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
 @dataclass
 class CallCounter:
     """How often a device was driven: the real cost on hardware."""
@@ -176,9 +187,8 @@ class Device(nn.Module):
             raise InputError(f"{who} must have shape {expected}, got {tuple(x.shape)}")
         if x.shape[0] == 0:
             raise InputError(f"{who} is an empty batch (shape {tuple(x.shape)})")
-        finite = torch.isfinite(x)
-        if not bool(finite.all()):
-            bad = (~finite).nonzero()[0].tolist()
+        if not all_finite(x):
+            bad = (~torch.isfinite(x)).nonzero()[0].tolist()
             raise InputError(f"{who} must be finite, got {x.detach()[tuple(bad)].item()} at index {tuple(bad)}")
         if self.input_bounds is not None:
             lo, hi = self.input_bounds
@@ -256,7 +266,7 @@ class Device(nn.Module):
         if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
             raise DeviceOutputError(f"{self._label()} returned output of shape {got}, expected {expected}")
-        if not bool(torch.isfinite(y).all()):
+        if not all_finite(y):
             raise DeviceOutputError(f"{self._label()} returned NaN/Inf for finite inputs and in-bounds controls; "
                                     "the measurement or simulation failed")
         return y

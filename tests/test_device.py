@@ -206,3 +206,17 @@ def test_control_declaration_errors():
     with pytest.raises(ControlError, match="must not exceed"):
         Control("k", (), 1.0, 0.0)
     assert physnn.Control("k", (2,), 0, 1, "V", 0.5).describe() == "k [2] in [0, 1] V (default 0.5)"
+
+
+def test_all_finite_finds_every_bad_value_and_survives_an_overflowing_sum():
+    from physnn.device import all_finite
+
+    x = torch.rand(8, 1000)
+    assert all_finite(x) and all_finite(torch.full((10,), 3e38))  # the sum overflows; every element is finite
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        y = x.clone()
+        y[3, 100] = bad
+        assert not all_finite(y)
+    y = x.clone()
+    y[0, 0], y[1, 1] = float("inf"), -float("inf")  # their sum is NaN, still caught
+    assert not all_finite(y)

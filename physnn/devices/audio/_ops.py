@@ -7,7 +7,7 @@ reverse recursion). The kernels run on the host: a CPU tensor is handed over
 as a view where its dtype allows, a tensor on any other device (CUDA) is copied
 to the host once and the result copied back once (:func:`to_host`,
 :func:`from_host`). numba is required by the audio models
-(``pip install 'physnn[fast]'``); without it they raise
+(``pip install 'physnn[audio]'``); without it they raise
 :class:`~physnn.errors.MissingDependencyError` when run.
 """
 
@@ -39,7 +39,7 @@ def require_kernels() -> None:
     """Raise :class:`MissingDependencyError` unless the compiled kernels (numba) are available."""
     if _IMPORT_ERROR is not None:
         raise MissingDependencyError(f"the audio models run compiled kernels and need numba, which failed to "
-                                     f"import ({_IMPORT_ERROR}); install it with pip install 'physnn[fast]'")
+                                     f"import ({_IMPORT_ERROR}); install it with pip install 'physnn[audio]'")
 
 
 def _off_host(t: torch.Tensor) -> bool:
