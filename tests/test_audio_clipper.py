@@ -95,7 +95,7 @@ def test_without_numba_running_is_a_clear_error(monkeypatch):
     device = DiodeClipper(num_samples=40)
     x = device.sample_inputs(2, torch.Generator().manual_seed(4), torch.float64)
     monkeypatch.setattr(_ops, "_IMPORT_ERROR", ImportError("No module named 'numba'"))  # as if not installed
-    with pytest.raises(MissingDependencyError, match=r"need numba.*No module named 'numba'.*physnn\[fast\]"):
+    with pytest.raises(MissingDependencyError, match=r"need numba.*No module named 'numba'.*physnn\[audio\]"):
         device(x)
 
 
