@@ -168,7 +168,7 @@ class _Adjoint:
         self.w, self.w_nb = wp[:, 1:-1, 1:-1], (wp[:, :-2, 1:-1], wp[:, 2:, 1:-1], wp[:, 1:-1, :-2], wp[:, 1:-1, 2:])
         self.w_b = self.w[st.box]
         self.g_src = v.new_empty((steps, batch, len(st.src_idx)))  # dL/d(drive) / (dt^2 w), (T, B, K)
-        self.g_cl = v.new_zeros(self.w[st.box].shape)   # per sample and without constant factors
+        self.g_cl = torch.zeros_like(self.w_b)   # per sample and without constant factors
         self.g_q = torch.zeros_like(self.g_cl)
         self.g_sat = torch.zeros_like(self.g_cl) if st.sat is not None else None
         self.neg_a2 = -st.a2
