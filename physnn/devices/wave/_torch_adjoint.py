@@ -16,9 +16,10 @@ rebuilt one of two ways:
   ring around the interior, which the interior stencil reads, is replayed from a strip the
   forward pass recorded at every step (boundary saving, as the numba kernels). Memory: the
   last two fields plus the ring per step.
-* saturable absorption (lossy, irreversible): the forward pass stores the field pair every
-  ``every`` steps (default ``sqrt(T)``); the backward pass recomputes each segment from its
-  checkpoint, keeping the interior fields of that segment only. Memory: O(sqrt(T)) fields.
+* saturable absorption (lossy, irreversible): the forward pass stores the interior field pair
+  every ``every`` steps (default ``sqrt(T)``) and the ring at every step; the backward pass
+  recomputes each segment on the interior only (the ring replayed from the strip), keeping
+  that segment's fields. Memory: O(sqrt(T)) interior fields plus the ring strip.
 
 Everything that depends on the fields (Kerr term, saturable absorption, material gradients)
 must lie in the undamped interior ``layout.box`` (where ``b = 0``); outside it the adjoint is
@@ -29,8 +30,10 @@ outputs ``intensity`` (B, P), ``signals`` (B, P, T).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -70,8 +73,8 @@ class Stepper:
         dev, dtype = x.device, x.dtype
         ny, nx = layout.shape
         as_t = lambda a, t=dtype: torch.as_tensor(a, dtype=t, device=dev)  # noqa: E731
-        self.layout, self.cl, self.q, self.sat, self.uth = layout, cl, q, sat, sat_uth
-        self.dt, self.r2 = dt, (dt / h) ** 2
+        self.x, self.layout, self.cl, self.q, self.sat, self.uth = x, layout, cl, q, sat, sat_uth
+        self.dt, self.h, self.r2 = dt, h, (dt / h) ** 2
         self.kerr = bool((q.detach() != 0).any())
         self.beta = as_t(layout.damping * dt)
         self.a1, self.a2 = damping_coefficients(self.beta)
@@ -251,11 +254,11 @@ class TorchWave(torch.autograd.Function):
         steps = x.shape[-1]
         u, old = st.zeros(), st.zeros()
         v = x.new_empty((steps, x.shape[0], len(st.prb_idx)))
-        strip = x.new_zeros((steps + 1, x.shape[0], len(st.ring_idx))) if keep and sat is None else None
+        strip = x.new_zeros((steps + 1, x.shape[0], len(st.ring_idx))) if keep else None
         starts = []
         for n in range(steps):
             if keep and sat is not None and n % every == 0:
-                starts.append((u, old))
+                starts.append((st.crop(u), st.crop(old)) if len(st.ring_idx) else (u, old))
             new = st.step(u, old, st.drive[:, :, n])
             v[n] = st.probe(new)
             if strip is not None:
@@ -275,7 +278,7 @@ class TorchWave(torch.autograd.Function):
         if st.sat is None:
             _reversible(adj, st, strip, st.crop(u_last), st.crop(u_prev), steps)
         else:
-            _checkpointed(adj, st, starts, every, steps)
+            _checkpointed(adj, st, strip, starts, every, steps)
         return adj.gradients(st.sat is not None) + (None,) * 5
 
 
@@ -293,15 +296,31 @@ def _reversible(adj: _Adjoint, st: Stepper, strip: torch.Tensor, nxt: torch.Tens
         cur, nxt = nxt, cur
 
 
-def _checkpointed(adj: _Adjoint, st: Stepper, starts: list, every: int, steps: int) -> None:
-    """Run the adjoint back to step 0 segment by segment, recomputing each from its checkpoint."""
+def _interior(st: Stepper) -> Stepper:
+    """A stepper for the extended box alone (undamped; its ring is to be overwritten every step)."""
+    lay = st.layout
+    r0, r1, c0, c1 = lay.box
+    shape, off = (r1 - r0 + 2, c1 - c0 + 2), np.array([r0 - 1, c0 - 1])
+    sub = replace(lay, shape=shape, src_cells=lay.src_cells - off, prb_cells=lay.prb_cells - off,
+                  damping=np.zeros(shape), box=(1, shape[0] - 1, 1, shape[1] - 1), ring=lay.ring - off)
+    cut = (slice(r0 - 1, r1 + 1), slice(c0 - 1, c1 + 1))
+    return Stepper(st.x, st.cl[cut], st.q[cut], st.sat[cut], sub, st.dt, st.h, st.uth)
+
+
+def _checkpointed(adj: _Adjoint, st: Stepper, strip: torch.Tensor, starts: list, every: int, steps: int) -> None:
+    """Run the adjoint back to step 0 segment by segment, recomputing each from its checkpoint: on the
+    extended box with the recorded ring when there is an absorber, else on the whole grid."""
+    ring = len(st.ring_idx) > 0
+    box = _interior(st) if ring else st
     for k in range(len(starts) - 1, -1, -1):
         n0, n1 = k * every, min(steps, (k + 1) * every)
         u, old = starts[k]
-        crops = [st.crop(old), st.crop(u)]  # u^{n0-1}, u^{n0}, ..., u^{n1}
+        crops = [old, u] if ring else [st.crop(old), st.crop(u)]  # u^{n0-1}, u^{n0}, ..., u^{n1}
         for n in range(n0, n1):
-            u, old = st.step(u, old, st.drive[:, :, n]), u
-            crops.append(st.crop(u))
+            u, old = box.step(u, old, st.drive[:, :, n]), u
+            if ring:
+                u.view(u.shape[0], -1).index_copy_(1, st.ring_ext, strip[n + 1])
+            crops.append(u if ring else st.crop(u))
         for n in range(n1 - 1, n0 - 1, -1):
             j = n - n0
             adj.step(n, crops[j + 1], crops[j], crops[j + 2])
