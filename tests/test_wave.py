@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from wave_helpers import outputs_and_grads, wave_data
 
 from physnn import PhysicalLayer
 from physnn.devices.wave import WaveMedium2D, line, point, region
@@ -14,22 +15,8 @@ from physnn.testing import check_device
 SMALL = dict(shape=(16, 20), n_steps=24, dt=0.5, absorber_width=3, absorber_strength=1.0, projection_beta=2.0)
 
 
-def _data(medium: WaveMedium2D, batch: int = 2, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn((batch,) + tuple(medium.in_shape), dtype=torch.float64, generator=g)
-    rho = torch.rand(medium.shape, dtype=torch.float64, generator=g) * 0.8 + 0.1
-    return x, rho
 
 
-def _grads(medium: WaveMedium2D, x: torch.Tensor, rho: torch.Tensor):
-    """Gradients of a random mix of intensities and raw signals with respect to x and rho."""
-    x, rho = x.clone().requires_grad_(), rho.clone().requires_grad_()
-    sol = medium.simulate(x, {"rho": rho})
-    g = torch.Generator().manual_seed(1)
-    wi = torch.randn(sol.intensity.shape, dtype=torch.float64, generator=g).to(x.dtype)
-    ws = torch.randn(sol.signals.shape, dtype=torch.float64, generator=g).to(x.dtype)
-    ((sol.intensity * wi).sum() + (sol.signals * ws).sum()).backward()
-    return x.grad, rho.grad
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -49,15 +36,15 @@ def test_reversible_gradients_equal_plain_autograd(c_nl):
     kw = dict(SMALL, c_nl=c_nl, n_steps=60)
     fast = WaveMedium2D(**kw, backend="numba")
     plain = WaveMedium2D(**kw, backend="torch", checkpoint_every=0)
-    x, rho = _data(fast)
-    for got, want in zip(_grads(fast, x, rho), _grads(plain, x, rho)):
+    x, rho = wave_data(fast)
+    for got, want in zip(outputs_and_grads(fast, x, rho)[2:], outputs_and_grads(plain, x, rho)[2:]):
         assert _rel(got, want) < 1e-9
 
 
 def test_gradcheck_reversible_solver_nonlinear():
     medium = WaveMedium2D(shape=(12, 14), n_steps=16, dt=0.5, absorber_width=2, blur_radius=0,
                           projection_beta=0.0, c_nl=-0.5, output="raw", backend="numba")
-    x, rho = _data(medium, batch=1)
+    x, rho = wave_data(medium, batch=1)
     x, rho = x.requires_grad_(), rho.requires_grad_()
 
     def f(x_, rho_):
@@ -71,8 +58,8 @@ def test_saturable_absorption_uses_checkpointing_with_exact_gradients():
     kw = dict(SMALL, sat_b0=0.5, sat_uth=0.3, c_nl=-0.2)
     checkpointed = WaveMedium2D(**kw, checkpoint_every=5)
     plain = WaveMedium2D(**kw, checkpoint_every=0)
-    x, rho = _data(checkpointed)
-    for got, want in zip(_grads(checkpointed, x, rho), _grads(plain, x, rho)):
+    x, rho = wave_data(checkpointed)
+    for got, want in zip(outputs_and_grads(checkpointed, x, rho)[2:], outputs_and_grads(plain, x, rho)[2:]):
         assert _rel(got, want) < 1e-12
     with pytest.raises(ConfigurationError, match="irreversible"):
         WaveMedium2D(**kw, backend="numba")
@@ -81,7 +68,7 @@ def test_saturable_absorption_uses_checkpointing_with_exact_gradients():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_backends_agree(dtype):
     kw = dict(SMALL, c_nl=-0.3, output="raw")
-    x, rho = _data(WaveMedium2D(**kw), batch=3)
+    x, rho = wave_data(WaveMedium2D(**kw), batch=3)
     fast = WaveMedium2D(**kw, backend="numba").simulate(x.to(dtype), {"rho": rho})
     ref = WaveMedium2D(**kw, backend="torch").simulate(x.to(dtype), {"rho": rho})
     tol = 1e-12 if dtype == torch.float64 else 1e-5
@@ -91,9 +78,9 @@ def test_backends_agree(dtype):
 
 def test_float32_training_gradient_close_to_float64():
     medium = WaveMedium2D(**dict(SMALL, c_nl=-0.3, n_steps=80))
-    x, rho = _data(medium)
-    g64 = _grads(medium, x, rho)[1]
-    g32 = _grads(medium, x.float(), rho.float())[1]
+    x, rho = wave_data(medium)
+    g64 = outputs_and_grads(medium, x, rho)[3]
+    g32 = outputs_and_grads(medium, x.float(), rho.float())[3]
     assert _rel(g32.double(), g64) < 1e-4
 
 
@@ -102,7 +89,7 @@ def test_outputs_signals_and_several_sources():
                           sources=[point(8, 5), line((12, 5), (15, 5))],
                           probes=[point(6, 18), region((10, 13), (17, 19))], output="raw")
     assert medium.in_shape == (2, 30) and medium.out_shape == (2,)
-    x, rho = _data(medium)
+    x, rho = wave_data(medium)
     sol = medium.simulate(x, {"rho": rho})
     assert sol.signals.shape == (2, 2, 30)
     y = medium(x, {"rho": rho})
@@ -118,7 +105,7 @@ def test_outputs_signals_and_several_sources():
 def test_trains_through_physical_layer():
     medium = WaveMedium2D(**dict(SMALL, output="normalized", c_nl=-0.2))
     layer = PhysicalLayer(medium, route="autograd").double()
-    x, _ = _data(medium, batch=4)
+    x, _ = wave_data(medium, batch=4)
     target = torch.tensor([0, 1, 2, 0])
     opt = torch.optim.Adam(layer.parameters(), lr=0.2)
     losses = []
@@ -186,7 +173,7 @@ def test_plots_are_written(tmp_path):
     from physnn.devices.wave import plots
 
     medium = WaveMedium2D(**SMALL)
-    x, rho = _data(medium, batch=1)
+    x, rho = wave_data(medium, batch=1)
     sol = medium.simulate(x, {"rho": rho}, snapshot_every=8)
     assert sol.snapshots.shape == (1, 3, 16, 20)
     paths = [plots.plot_density(medium, rho, tmp_path / "d.png"),

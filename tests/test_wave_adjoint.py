@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from wave_helpers import outputs_and_grads, wave_data
 
 from physnn.devices.wave import WaveMedium2D, point
 from physnn.devices.wave._solver import solve
@@ -14,22 +15,8 @@ SMALL = dict(shape=(18, 22), n_steps=70, dt=0.5, absorber_width=3, absorber_stre
              output="raw")
 
 
-def _data(medium: WaveMedium2D, batch: int = 3, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn((batch,) + tuple(medium.in_shape), dtype=torch.float64, generator=g)
-    rho = torch.rand(medium.shape, dtype=torch.float64, generator=g) * 0.8 + 0.1
-    return x, rho
 
 
-def _outputs_and_grads(medium: WaveMedium2D, x: torch.Tensor, rho: torch.Tensor):
-    """Outputs and the gradients of a random mix of intensities and signals w.r.t. x and rho."""
-    x, rho = x.clone().requires_grad_(), rho.clone().requires_grad_()
-    sol = medium.simulate(x, {"rho": rho})
-    g = torch.Generator().manual_seed(1)
-    wi = torch.randn(sol.intensity.shape, dtype=torch.float64, generator=g)
-    ws = torch.randn(sol.signals.shape, dtype=torch.float64, generator=g)
-    ((sol.intensity * wi).sum() + (sol.signals * ws).sum()).backward()
-    return sol.intensity.detach(), sol.signals.detach(), x.grad, rho.grad
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -44,9 +31,9 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_torch_adjoint_equals_numba(kw):
     kw = dict(SMALL, **kw)
     torch_medium = WaveMedium2D(**kw, backend="torch")
-    x, rho = _data(torch_medium)
-    got = _outputs_and_grads(torch_medium, x, rho)
-    want = _outputs_and_grads(WaveMedium2D(**kw, backend="numba"), x, rho)
+    x, rho = wave_data(torch_medium, batch=3)
+    got = outputs_and_grads(torch_medium, x, rho)
+    want = outputs_and_grads(WaveMedium2D(**kw, backend="numba"), x, rho)
     for a, b in zip(got, want):
         assert _rel(a, b) < 1e-10
     assert float(got[3].abs().max()) > 0  # the material gradient is not trivially zero
@@ -56,20 +43,20 @@ def test_torch_adjoint_equals_numba(kw):
 def test_saturable_adjoint_equals_plain_autograd(every, absorber):
     kw = dict(SMALL, sat_b0=0.6, sat_uth=0.2, c_nl=-0.3, absorber_width=absorber)
     medium = WaveMedium2D(**kw, backend="torch", checkpoint_every=every)
-    x, rho = _data(medium)
-    got = _outputs_and_grads(medium, x, rho)
-    want = _outputs_and_grads(WaveMedium2D(**kw, backend="torch", checkpoint_every=0), x, rho)
+    x, rho = wave_data(medium, batch=3)
+    got = outputs_and_grads(medium, x, rho)
+    want = outputs_and_grads(WaveMedium2D(**kw, backend="torch", checkpoint_every=0), x, rho)
     for a, b in zip(got, want):
         assert _rel(a, b) < 1e-9
     # saturation is strong enough to matter: the run without it differs
-    linear = _outputs_and_grads(WaveMedium2D(**dict(kw, sat_b0=0.0), backend="torch"), x, rho)
+    linear = outputs_and_grads(WaveMedium2D(**dict(kw, sat_b0=0.0), backend="torch"), x, rho)
     assert _rel(linear[3], want[3]) > 1e-2
 
 
 def test_saturable_adjoint_matches_finite_differences():
     medium = WaveMedium2D(shape=(12, 14), n_steps=20, dt=0.5, absorber_width=2, blur_radius=0, projection_beta=0.0,
                           sat_b0=0.8, sat_uth=0.1, c_nl=-0.5, output="raw", backend="torch")
-    x, rho = _data(medium, batch=1)
+    x, rho = wave_data(medium, batch=1)
     x, rho = x.requires_grad_(), rho.requires_grad_()
 
     def f(x_, rho_):
@@ -81,7 +68,7 @@ def test_saturable_adjoint_matches_finite_differences():
 
 def test_no_grad_forward_equals_autograd_forward():
     kw = dict(SMALL, c_nl=-0.3, sat_b0=0.4, sat_uth=0.3)
-    x, rho = _data(WaveMedium2D(**kw))
+    x, rho = wave_data(WaveMedium2D(**kw), batch=3)
     with torch.no_grad():
         fast = WaveMedium2D(**kw, backend="torch").simulate(x, {"rho": rho})
     plain = WaveMedium2D(**kw, backend="torch", checkpoint_every=0).simulate(x, {"rho": rho})
@@ -90,7 +77,7 @@ def test_no_grad_forward_equals_autograd_forward():
 
 def test_field_dependent_terms_outside_the_interior_are_refused():
     medium = WaveMedium2D(**SMALL)
-    x, _ = _data(medium)
+    x, _ = wave_data(medium, batch=3)
     cl = torch.ones(medium.shape, dtype=torch.float64)
     q = torch.zeros_like(cl)
     q[1, 5] = -0.2  # in the absorber
