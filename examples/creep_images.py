@@ -39,6 +39,7 @@ Data: MNIST / Fashion-MNIST IDX files from --data-dir, else $PHYSNN_DATA (e.g. .
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -67,18 +68,23 @@ PROTOCOLS = {
 }
 
 
-def base_model(channels: int = 1) -> nn.Sequential:
-    """The paper's classical network for 32x32 images."""
-    return nn.Sequential(nn.Conv2d(channels, 32, 3), nn.Conv2d(32, 16, 3), nn.Flatten(), nn.Linear(16 * 28 * 28, 10))
+def base_model(channels: int = 1, device: str = "cpu") -> nn.Sequential:
+    """The paper's classical network for 32x32 images, on the torch ``device``."""
+    return nn.Sequential(nn.Conv2d(channels, 32, 3), nn.Conv2d(32, 16, 3), nn.Flatten(),
+                         nn.Linear(16 * 28 * 28, 10)).to(device)
 
 
 def swap_plan(n_qubits: int = 7, repetitions: int = 10, complex_weights: bool = True) -> list[Swap]:
-    """Level 1: both convolutions quantum; level 2: the linear layer too (``complex_weights``: the authors' code)."""
+    """Level 1: both convolutions quantum; level 2: the linear layer too (``complex_weights``: the authors' code).
+
+    Each replacement lands on the torch device of the layer it replaces.
+    """
     def conv(m: nn.Module) -> nn.Module:
-        return FlippedQuanv2d.from_conv(m, complex_weights=complex_weights)
+        return FlippedQuanv2d.from_conv(m, complex_weights=complex_weights).to(m.weight.device)
 
     def linear(m: nn.Module) -> nn.Module:
-        return DataReUploadingLinear.from_linear(m, n_qubits, repetitions, complex_weights=complex_weights)
+        return DataReUploadingLinear.from_linear(m, n_qubits, repetitions,
+                                                 complex_weights=complex_weights).to(m.weight.device)
 
     return [Swap("quantum convolutions", {"0": conv, "1": conv}), Swap("+ quantum linear", {"3": linear})]
 
@@ -114,7 +120,10 @@ def main(argv: list[str] | None = None) -> None:
                                                          "(None: $PHYSNN_DATA)")
     parser.add_argument("--out", default="creep-images", help="folder for creep.csv, creep.md and creep.png")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's default)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device of the models and data")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     if args.threads:
         torch.set_num_threads(args.threads)
     p = dict(PROTOCOLS[args.protocol])
@@ -127,12 +136,12 @@ def main(argv: list[str] | None = None) -> None:
           f"quantum weights" + (" (the authors' model: not unitary)" if complex_weights else ""))
     for kind in args.datasets:
         start = time.perf_counter()
-        train = images(kind, "train", args.data_dir, p["train"])
-        test = images(kind, "test", args.data_dir, p["test"])
+        train, test = (tuple(t.to(args.device) for t in images(kind, split, args.data_dir, p[split]))
+                       for split in ("train", "test"))
         out = Path(args.out) / kind
-        run_creep(base_model, swap_plan(complex_weights=complex_weights), train, test, epochs=p["epochs"],
-                  batch_size=200, lr=5e-4, seeds=list(range(p["seeds"])), levels=args.levels, out_dir=out,
-                  reference=PAPER[kind])
+        run_creep(functools.partial(base_model, device=args.device), swap_plan(complex_weights=complex_weights),
+                  train, test, epochs=p["epochs"], batch_size=200, lr=5e-4, seeds=list(range(p["seeds"])),
+                  levels=args.levels, out_dir=out, reference=PAPER[kind])
         same_epoch = AUTHORS_BY_EPOCH[kind].get(p["epochs"])
         if same_epoch is not None and p["epochs"] != 50:
             levels = ", ".join(f"level {k} {a:.2f} %" for k, a in enumerate(same_epoch))

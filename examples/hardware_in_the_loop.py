@@ -9,10 +9,10 @@ digits 0-4 (scikit-learn's 8 x 8 images, 64 pixels, no download), with 5
 zeros prepended where forward-forward writes the label: 69 inputs per drive.
 
     python examples/hardware_in_the_loop.py                       # a VisaDevice on the SCPI emulator, 127.0.0.1
-    python examples/hardware_in_the_loop.py --device simulation   # the same network on the simulation itself
+    python examples/hardware_in_the_loop.py --hardware simulation  # the same network on the simulation itself
     python examples/hardware_in_the_loop.py --address TCPIP::192.168.1.20::INSTR --profile my-awg-scope.toml
     jackd -R -L 2 -d dummy -r 44100 -p 256 &                      # or any sound card, wired output -> input
-    python examples/hardware_in_the_loop.py --device soundcard --sound-device loopback
+    python examples/hardware_in_the_loop.py --hardware soundcard --sound-device loopback
 
 Without ``--address`` the VISA run starts physnn's instrument emulator (an AWG +
 digitizer whose "physics" is a saturable amplifier array) on a free loopback
@@ -24,7 +24,7 @@ Prints accuracy per epoch and how often the device was driven; writes
 What to expect (seed 0, 300 train / 200 test images, measured on a busy 2-core
 machine): the default, 10 epochs through the emulator, reaches 93.5 % test
 accuracy (chance 20 %) with 130 device calls, 3.5 s of training, 12 s in all;
-``--device simulation`` 92.5 %, 14 s of training, 20 s in all. The smoke test's
+``--hardware simulation`` 92.5 %, 14 s of training, 20 s in all. The smoke test's
 ``--epochs 2 --train 100 --test 50`` only checks the wiring (34 %; 8 s CPU, 50 s
 wall at load ~9). Padding the label's 5 entries (instead of writing it over the first 5
 pixels) costs a few epochs: 10 epochs, seeds 0-5, simulation: 92.3 +- 4.4 % vs
@@ -51,9 +51,9 @@ FEATURES = CLASSES + PIXELS  # zeros first: forward-forward overlays the label t
 
 def hardware(args: argparse.Namespace) -> tuple[Device, object | None]:
     """The one line that differs: which physical system the network drives (and a server to stop after)."""
-    if args.device == "simulation":
+    if args.hardware == "simulation":
         return ReferenceDevice(FEATURES), None
-    if args.device == "soundcard":
+    if args.hardware == "soundcard":
         from physnn.devices.adapters import Retrying, SoundCardDevice
 
         # a take spoilt by a dropout fails the repeatability check and is measured again
@@ -81,8 +81,10 @@ def digits(n_train: int, n_test: int, seed: int) -> tuple[tuple[torch.Tensor, to
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--device", choices=["visa", "simulation", "soundcard"], default="visa",
+    parser.add_argument("--hardware", choices=["visa", "simulation", "soundcard"], default="visa",
                         help="the physical system the network drives")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="torch device of the network's digital layers and the data")
     parser.add_argument("--address", help="VISA resource of a real AWG/digitizer (None: the loopback emulator)")
     parser.add_argument("--profile", default="physnn-emulator", help="instrument profile: shipped name or .toml")
     parser.add_argument("--sound-device", default=None, help="sounddevice name or index (e.g. loopback)")
@@ -92,14 +94,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, the network and the negative labels")
     parser.add_argument("--out", default="runs/hardware_in_the_loop", help="folder for curves.png")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     torch.manual_seed(args.seed)
-    train, test = digits(args.train, args.test, args.seed)
+    train, test = (tuple(t.to(args.device) for t in part) for part in digits(args.train, args.test, args.seed))
 
     device, server = hardware(args)
     start = time.perf_counter()
     try:
         with device:
-            model = physical_network([device], [CLASSES], drive_scale=0.9, seed=args.seed)
+            model = physical_network([device], [CLASSES], drive_scale=0.9, seed=args.seed).to(args.device)
             method = ForwardForward(model, n_classes=CLASSES, lr=0.02, inner_steps=5, seed=args.seed)
             result = fit(method, train, val=test, epochs=args.epochs, batch_size=50, eval_train=False,
                          progress=False, plot=False, seed=args.seed)
@@ -108,8 +112,8 @@ def main() -> None:
         if server is not None:
             server.close()
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    curves = plot_history(result.history, Path(args.out) / "curves.png", title=f"forward-forward via {args.device}")
-    print(f"{args.device}: {device._label()}")
+    curves = plot_history(result.history, Path(args.out) / "curves.png", title=f"forward-forward via {args.hardware}")
+    print(f"{args.hardware}: {device._label()}")
     for row in result.history:
         print(f"  epoch {row['epoch']}: loss {row['loss']:.4f}, test accuracy {row['val_accuracy']:.3f}")
     chance = 1 / CLASSES

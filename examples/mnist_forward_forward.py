@@ -65,7 +65,7 @@ class ScatteringMedium(Device):
         u = x.to(self.real.dtype)
         intensity = (u @ self.real) ** 2 + (u @ self.imag) ** 2
         if self.noise > 0:
-            shot = torch.randn(intensity.shape, generator=self.generator, dtype=intensity.dtype)
+            shot = torch.randn(intensity.shape, generator=self.generator, dtype=intensity.dtype).to(intensity.device)
             intensity = intensity * (1 + self.noise * shot).clamp_min(0)
         return intensity.to(x.dtype)
 
@@ -82,17 +82,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="images per training step")
     parser.add_argument("--seed", type=int, default=0, help="seeds the media, the network and the negative labels")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device of the network and data")
     parser.add_argument("--out", default="mnist-ff", help="folder for curves.png, history and checkpoint")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     torch.set_num_threads(args.threads)
     (x_tr, y_tr), (x_te, y_te) = (load_mnist(args.data_dir, split=s) for s in ("train", "test"))
     flat = lambda x, n: torch.as_tensor(x[:n], dtype=torch.float32).reshape(min(n, len(x)), -1) / 255.0
     x_tr, x_te = flat(x_tr, args.train), flat(x_te, args.test)
     y_tr, y_te = torch.as_tensor(y_tr[:args.train], dtype=torch.long), torch.as_tensor(y_te[:args.test],
                                                                                           dtype=torch.long)
+    x_tr, y_tr, x_te, y_te = (t.to(args.device) for t in (x_tr, y_tr, x_te, y_te))
     media = [ScatteringMedium(784, args.speckles, seed=args.seed), ScatteringMedium(args.width, args.speckles,
                                                                                      seed=args.seed + 1)]
-    net = physical_network(media, [args.width, args.width], seed=args.seed)
+    net = physical_network(media, [args.width, args.width], seed=args.seed).to(args.device)
     method = ForwardForward(net, n_classes=10, theta=4.0, inner_steps=2, lr=1e-3, seed=args.seed)
     print(f"MNIST: {len(y_tr)} train / {len(y_te)} test images; 2 blocks through scattering media "
           f"({args.speckles} speckles each), {args.width} units")

@@ -83,28 +83,29 @@ def split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return order[:int(0.8 * n)], order[int(0.8 * n):]
 
 
-def fitted_twin(cavity, x_train: torch.Tensor, seed: int) -> tuple[NeuralTwin, dict]:
+def fitted_twin(cavity, x_train: torch.Tensor, seed: int, device: str) -> tuple[NeuralTwin, dict]:
     """A neural twin of the cavity, fitted where training drives it: unit-norm drives of
     the training data and of random measured drives (hidden activations look like those)."""
     drive = Drive("unit-norm")
     g = torch.Generator().manual_seed(seed)
-    inputs = torch.cat([drive(x_train), drive(cavity.sample_inputs(3000, generator=g))])
-    twin = NeuralTwin.like(cavity, hidden=128, seed=seed)
+    inputs = torch.cat([drive(x_train), drive(cavity.sample_inputs(3000, generator=g).to(device))])
+    twin = NeuralTwin.like(cavity, hidden=128, seed=seed).to(device)
     report = fit_twin(cavity, twin, inputs=inputs, epochs=150, lr=3e-3, seed=seed)
     return twin, report.as_dict()
 
 
-def run_method(name: str, cavity, data, seed: int, epochs: int, out: Path, *, plot: bool) -> dict:
+def run_method(name: str, cavity, data, seed: int, epochs: int, out: Path, *, plot: bool, device: str) -> dict:
+    """Train method ``name`` on ``data`` (already on the torch ``device``) through the cavity; one results row."""
     (x_tr, y_tr), (x_te, y_te) = data
     twin_cost = {"device_calls": 0, "device_samples": 0}
     extra: dict = {}
     if name == "forward-forward":
-        method = ForwardForward(physical_network([cavity, cavity], [20, 20], seed=seed), n_classes=CLASSES,
-                                theta=4.0, inner_steps=10, lr=5e-4, seed=seed)
+        method = ForwardForward(physical_network([cavity, cavity], [20, 20], seed=seed).to(device),
+                                n_classes=CLASSES, theta=4.0, inner_steps=10, lr=5e-4, seed=seed)
     elif name == "digital":
-        method = Backprop(digital_network(20, [20, CLASSES], seed=seed), lr=1e-2)
+        method = Backprop(digital_network(20, [20, CLASSES], seed=seed).to(device), lr=1e-2)
     elif name == "zeroth-order":
-        method = ZerothOrder(physical_network([cavity, cavity], [20, CLASSES], seed=seed), lr=1e-2,
+        method = ZerothOrder(physical_network([cavity, cavity], [20, CLASSES], seed=seed).to(device), lr=1e-2,
                              perturbations=8, epsilon=1e-2)
     elif name == "backprop":
         try:
@@ -113,10 +114,10 @@ def run_method(name: str, cavity, data, seed: int, epochs: int, out: Path, *, pl
             return {"method": name, "seed": seed, "error": str(exc).split(";")[0]}
         raise AssertionError("backprop through the measured cavity must be refused")
     else:
-        twin, report = fitted_twin(cavity, x_tr, seed)
+        twin, report = fitted_twin(cavity, x_tr, seed, device)
         twin_cost = {"device_calls": report["device_calls"], "device_samples": report["device_samples"]}
         extra["twin_nrmse"] = report["nrmse"]
-        net = physical_network([cavity, cavity], [20, CLASSES], twins=[twin, twin], seed=seed)
+        net = physical_network([cavity, cavity], [20, CLASSES], twins=[twin, twin], seed=seed).to(device)
         method = PhysicsAware(net, lr=1e-2) if name == "physics-aware" else Backprop(net, lr=1e-2, in_silico=True)
     torch.manual_seed(seed)
     result = fit(method, (x_tr, y_tr), val=(x_te, y_te), epochs=epochs, seed=seed, progress=False,
@@ -163,7 +164,11 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="methods to run")
     parser.add_argument("--out", default="phyll-vowels", help="folder for results.md/.json and test_accuracy.png")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="torch device of the networks, twins and data")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,13 +176,13 @@ def main() -> None:
     cavity = phyll_cavity(args.data_dir)
     print(f"cavity: {cavity.describe()['n_measured']} measured pairs, held-out NRMSE of its regressor "
           f"{cavity.holdout_report['nrmse']:.3f}")
-    x, y = vowel_data(args.data_dir)
+    x, y = (t.to(args.device) for t in vowel_data(args.data_dir))
     runs = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        tr, te = split(len(y), seed)
+        tr, te = (idx.to(args.device) for idx in split(len(y), seed))
         for name in args.methods:
             run = run_method(name, cavity, ((x[tr], y[tr]), (x[te], y[te])), seed, args.epochs, out,
-                             plot=seed == args.first_seed)
+                             plot=seed == args.first_seed, device=args.device)
             runs.append(run)
             shown = run.get("error") or f"test {100 * run['test_accuracy']:.1f} %  ({run['time_s']:.0f} s)"
             print(f"seed {seed}  {name:20s} {shown}", flush=True)

@@ -161,7 +161,10 @@ def main() -> None:
     p.add_argument("--noise", type=float, default=0.1, help="measurement noise of the real chain, V rms")
     p.add_argument("--seed", type=int, default=0, help="seeds the split, the real chain's parts and the training")
     p.add_argument("--out", default="runs/vowels_audio", help="folder for results.json and accuracy.png")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device of the models and data")
     args = p.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     torch.manual_seed(args.seed)
     start = time.time()
 
@@ -171,8 +174,8 @@ def main() -> None:
                            for c in np.unique(labels)])
     train_mask = ~np.isin(np.arange(len(labels)), test)
     mean, std = features[train_mask].mean(0), features[train_mask].std(0)
-    x = torch.as_tensor((features - mean) / std, dtype=torch.float64)
-    y = torch.as_tensor(labels)
+    x = torch.as_tensor((features - mean) / std, dtype=torch.float64, device=args.device)
+    y = torch.as_tensor(labels, device=args.device)
     xtr, ytr, xte, yte = x[train_mask], y[train_mask], x[test], y[test]
     print(f"data: {source}; {len(ytr)} train / {len(yte)} test tokens, vowels {', '.join(PHYLL_VOWELS)}")
 
@@ -183,19 +186,19 @@ def main() -> None:
                "noise_v": args.noise}
 
     torch.manual_seed(args.seed)
-    backprop = AudioClassifier(PhysicalLayer(nominal, route="autograd", trainable=TRAINABLE)).double()
+    backprop = AudioClassifier(PhysicalLayer(nominal, route="autograd", trainable=TRAINABLE)).double().to(args.device)
     train(backprop, xtr, ytr, args.epochs, args.seed)
     results["backprop"] = {"test_nominal": accuracy(backprop, xte, yte),
                            "test_real": accuracy(backprop, xte, yte, device=real),
                            "train_real": accuracy(backprop, xtr, ytr, device=real)}
 
     torch.manual_seed(args.seed)
-    pat = AudioClassifier(PhysicalLayer(real, route="twin", twin=nominal, trainable=TRAINABLE)).double()
+    pat = AudioClassifier(PhysicalLayer(real, route="twin", twin=nominal, trainable=TRAINABLE)).double().to(args.device)
     train(pat, xtr, ytr, args.epochs, args.seed)
     results["physics_aware"] = {"test_real": accuracy(pat, xte, yte), "train_real": accuracy(pat, xtr, ytr),
                                 "real_device_calls": real.calls}
     torch.manual_seed(args.seed)
-    digital = AudioClassifier(nn.Identity()).double()
+    digital = AudioClassifier(nn.Identity()).double().to(args.device)
     train(digital, xtr, ytr, args.epochs, args.seed)
     results["digital_only"] = {"test": accuracy(digital, xte, yte), "train": accuracy(digital, xtr, ytr)}
     results["seconds"] = round(time.time() - start, 1)

@@ -95,9 +95,10 @@ def medium_for(n_classes: int, n_steps: int) -> WaveMedium2D:
 
 
 def predict(medium: WaveMedium2D, rho: torch.Tensor, x: torch.Tensor, batch: int) -> torch.Tensor:
-    """Normalized probe intensities (B, P) without gradients."""
+    """Normalized probe intensities (B, P) on the host, without gradients; runs on ``rho``'s torch device."""
+    medium = medium.to(rho.device)
     with torch.no_grad():
-        return torch.cat([medium(x[i:i + batch], {"rho": rho}) for i in range(0, len(x), batch)])
+        return torch.cat([medium(x[i:i + batch].to(rho.device), {"rho": rho}).cpu() for i in range(0, len(x), batch)])
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
@@ -107,7 +108,7 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
 
 
 def train_fold(train_x: torch.Tensor, train_y: torch.Tensor, n_classes: int, args) -> PhysicalLayer:
-    layer = PhysicalLayer(medium_for(n_classes, args.window), route="autograd")
+    layer = PhysicalLayer(medium_for(n_classes, args.window), route="autograd").to(args.device)
     opt = torch.optim.Adam(layer.parameters(), lr=args.lr)
     gen = torch.Generator().manual_seed(args.seed)
     for epoch in range(args.epochs):
@@ -126,12 +127,11 @@ def train_fold(train_x: torch.Tensor, train_y: torch.Tensor, n_classes: int, arg
 
 
 def figures(layer: PhysicalLayer, test_waves: list[np.ndarray], class_names, out: str) -> None:
-    """Density map, field snapshots and probe intensities of one test recording per class (fold 1)."""
-    rho = layer.control_values()["rho"].detach()
-    medium = layer.device
-    plots.plot_density(medium, rho, os.path.join(out, "density.png"))
+    """Density map, field snapshots and probe intensities of one test recording per class (fold 1), on the host."""
+    rho = layer.control_values()["rho"].detach().cpu()
     x = pad(test_waves)
     viewer = medium_for(len(class_names), x.shape[1])
+    plots.plot_density(viewer, rho, os.path.join(out, "density.png"))
     every = max(1, x.shape[1] // 6)
     sol = viewer.simulate(x[:1], {"rho": rho}, snapshot_every=every)
     steps = [every * (k + 1) for k in range(sol.snapshots.shape[1])]
@@ -159,7 +159,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--window", type=int, default=1000, help="training window, samples (= time steps)")
     p.add_argument("--seed", type=int, default=0, help="seeds the folds and the batch order")
     p.add_argument("--out", default="runs/vowels_wave", help="folder for results.json, densities and figures")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device of the medium and data")
     args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     torch.manual_seed(args.seed)
     vowels = VOWELS if args.all_vowels else ("ae", "ei", "iy")
     waves, labels, names, source = load(args.data_dir, vowels, args.synthetic, args.max_per_class)
@@ -171,14 +174,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if args.run_folds and k + 1 not in args.run_folds:
             continue
         train_idx = np.setdiff1d(np.arange(len(waves)), test_idx)
-        train_x = torch.from_numpy(np.stack([window(waves[i], args.window) for i in train_idx]))
-        train_y = torch.from_numpy(labels[train_idx])
+        train_x = torch.from_numpy(np.stack([window(waves[i], args.window) for i in train_idx])).to(args.device)
+        train_y = torch.from_numpy(labels[train_idx]).to(args.device)
         print(f"fold {k + 1}/{args.folds}: {len(train_idx)} train, {len(test_idx)} test", flush=True)
         t0 = time.time()
         layer = train_fold(train_x, train_y, n, args)
         t_train = time.time() - t0
         rho = layer.control_values()["rho"].detach()
-        torch.save(rho, os.path.join(args.out, f"density_fold{k + 1}.pt"))
+        torch.save(rho.cpu(), os.path.join(args.out, f"density_fold{k + 1}.pt"))
         pred_train = predict(layer.device, rho, train_x, 32).argmax(1).numpy()
         test_x = pad([waves[i] for i in test_idx])
         pred_test = predict(medium_for(n, test_x.shape[1]), rho, test_x, 32).argmax(1).numpy()
