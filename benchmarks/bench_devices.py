@@ -142,6 +142,7 @@ def measure_row(case: Case, columns: list[str], repeats: int) -> dict[str, list[
 
 
 def cell(times: list[float] | None, base: float, note: str) -> str:
+    """``min / median`` ms and the speed-up ``base / median`` (seconds), or ``note`` when not measured."""
     if times is None:
         return note
     med = statistics.median(times)
