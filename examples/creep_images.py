@@ -46,6 +46,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from physnn.cli import torch_device
 from physnn.data import load_mnist
 from physnn.devices.quantum import DataReUploadingLinear, FlippedQuanv2d
 from physnn.training.creep import Swap, run_creep
@@ -120,10 +121,8 @@ def main(argv: list[str] | None = None) -> None:
                                                          "(None: $PHYSNN_DATA)")
     parser.add_argument("--out", default="creep-images", help="folder for creep.csv, creep.md and creep.png")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's default)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device of the models and data")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="torch device of models, data: cpu or cuda")
     args = parser.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     if args.threads:
         torch.set_num_threads(args.threads)
     p = dict(PROTOCOLS[args.protocol])

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from physnn import Device
+from physnn.cli import torch_device
 from physnn.data import load_digits_offline
 from physnn.devices import ReferenceDevice
 from physnn.training import ForwardForward, fit, physical_network, plot_history
@@ -83,8 +84,8 @@ def main() -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--hardware", choices=["visa", "simulation", "soundcard"], default="visa",
                         help="the physical system the network drives")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="torch device of the network's digital layers and the data")
+    parser.add_argument("--device", type=torch_device, default="cpu",
+                        help="torch device of the network's digital layers and the data: cpu or cuda")
     parser.add_argument("--address", help="VISA resource of a real AWG/digitizer (None: the loopback emulator)")
     parser.add_argument("--profile", default="physnn-emulator", help="instrument profile: shipped name or .toml")
     parser.add_argument("--sound-device", default=None, help="sounddevice name or index (e.g. loopback)")
@@ -94,8 +95,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, the network and the negative labels")
     parser.add_argument("--out", default="runs/hardware_in_the_loop", help="folder for curves.png")
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     torch.manual_seed(args.seed)
     train, test = (tuple(t.to(args.device) for t in part) for part in digits(args.train, args.test, args.seed))
 

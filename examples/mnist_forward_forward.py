@@ -31,6 +31,7 @@ import time
 import torch
 
 from physnn import Device
+from physnn.cli import torch_device
 from physnn.data import load_mnist
 from physnn.training import ForwardForward, fit, physical_network
 
@@ -82,11 +83,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="images per training step")
     parser.add_argument("--seed", type=int, default=0, help="seeds the media, the network and the negative labels")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device of the network and data")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="torch device of network, data: cpu or cuda")
     parser.add_argument("--out", default="mnist-ff", help="folder for curves.png, history and checkpoint")
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     torch.set_num_threads(args.threads)
     (x_tr, y_tr), (x_te, y_te) = (load_mnist(args.data_dir, split=s) for s in ("train", "test"))
     flat = lambda x, n: torch.as_tensor(x[:n], dtype=torch.float32).reshape(min(n, len(x)), -1) / 255.0

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from physnn.cli import torch_device
 from physnn.data import load_vowel_formants
 from physnn.devices.measured import phyll_cavity
 from physnn.errors import GradientRouteError
@@ -164,11 +165,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="methods to run")
     parser.add_argument("--out", default="phyll-vowels", help="folder for results.md/.json and test_accuracy.png")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="torch device of the networks, twins and data")
+    parser.add_argument("--device", type=torch_device, default="cpu",
+                        help="torch device of the networks, twins and data: cpu or cuda")
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

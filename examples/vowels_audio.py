@@ -62,6 +62,7 @@ import torch
 from torch import nn
 
 from physnn import PhysicalLayer
+from physnn.cli import torch_device
 from physnn.data import PHYLL_VOWELS, load_vowel_formants, synthesize_vowel_formants
 from physnn.devices import BlackBox
 from physnn.devices.audio import DiodeClipper, EffectChain, OpAmpOverdrive
@@ -161,10 +162,8 @@ def main() -> None:
     p.add_argument("--noise", type=float, default=0.1, help="measurement noise of the real chain, V rms")
     p.add_argument("--seed", type=int, default=0, help="seeds the split, the real chain's parts and the training")
     p.add_argument("--out", default="runs/vowels_audio", help="folder for results.json and accuracy.png")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device of the models and data")
+    p.add_argument("--device", type=torch_device, default="cpu", help="torch device of models, data: cpu or cuda")
     args = p.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     torch.manual_seed(args.seed)
     start = time.time()
 

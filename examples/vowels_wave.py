@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from physnn import PhysicalLayer
+from physnn.cli import torch_device
 from physnn.data import VOWELS, load_vowel_audio, synthesize_vowel_audio
 from physnn.devices.wave import WaveMedium2D, plots, point
 from physnn.errors import DataNotFoundError
@@ -159,10 +160,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--window", type=int, default=1000, help="training window, samples (= time steps)")
     p.add_argument("--seed", type=int, default=0, help="seeds the folds and the batch order")
     p.add_argument("--out", default="runs/vowels_wave", help="folder for results.json, densities and figures")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device of the medium and data")
+    p.add_argument("--device", type=torch_device, default="cpu", help="torch device of medium, data: cpu or cuda")
     args = p.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only torch build)")
     torch.manual_seed(args.seed)
     vowels = VOWELS if args.all_vowels else ("ae", "ei", "iy")
     waves, labels, names, source = load(args.data_dir, vowels, args.synthetic, args.max_per_class)

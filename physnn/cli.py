@@ -156,6 +156,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def torch_device(name: str) -> str:
+    """The ``type=`` of a ``--device`` option: ``"cpu"``, or ``"cuda"`` where torch sees a CUDA GPU."""
+    import torch
+
+    if name not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"choose cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError("cuda: torch.cuda.is_available() is False (no CUDA GPU, or a CPU-only "
+                                         "torch build)")
+    return name
+
+
 def parse_settings(pairs: Sequence[str], what: str = "--set") -> dict[str, Any]:
     """``["n=3", "omega=[1, 2]", "name=x"]`` -> ``{"n": 3, "omega": [1, 2], "name": "x"}``.
 

@@ -155,3 +155,18 @@ def test_parse_settings():
         parse_settings(["n=3", "n=4"])
     with pytest.raises(ConfigurationError, match="--set gain= must be a finite number, got 'nan'"):
         parse_settings(["gain=nan"])
+
+
+def test_torch_device_option_refuses_what_this_torch_cannot_run():
+    import argparse
+
+    import torch
+
+    from physnn.cli import torch_device
+
+    assert torch_device("cpu") == "cpu"
+    with pytest.raises(argparse.ArgumentTypeError, match="choose cpu or cuda"):
+        torch_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(argparse.ArgumentTypeError, match=r"torch.cuda.is_available\(\) is False"):
+            torch_device("cuda")

@@ -24,3 +24,20 @@ def outputs_and_grads(medium: WaveMedium2D, x: torch.Tensor, rho: torch.Tensor):
     ws = torch.randn(sol.signals.shape, dtype=torch.float64, generator=g).to(x.dtype)
     ((sol.intensity * wi).sum() + (sol.signals * ws).sum()).backward()
     return sol.intensity.detach(), sol.signals.detach(), x.grad, rho.grad
+
+
+def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest absolute difference relative to the largest magnitude of ``b``."""
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def passes_gradcheck(medium: WaveMedium2D) -> bool:
+    """float64 ``gradcheck`` of intensities and signals with respect to one drive and the density."""
+    x, rho = wave_data(medium, batch=1)
+    x, rho = x.requires_grad_(), rho.requires_grad_()
+
+    def f(x_: torch.Tensor, rho_: torch.Tensor):
+        sol = medium.simulate(x_, {"rho": rho_})
+        return sol.intensity, sol.signals
+
+    return torch.autograd.gradcheck(f, (x, rho), eps=1e-6, atol=1e-7, rtol=1e-5)
