@@ -22,6 +22,7 @@ def test_fit_records_every_hardware_call_and_none_of_the_twin(tmp_path):
     assert len(record.call_ids) == costs["train_device_calls"] + costs["eval_device_calls"] == 2 * (3 + 1)
     assert len(record.inputs) == costs["train_device_samples"] + costs["eval_device_samples"]
     assert costs["twin_calls"] > 0 and all(e is None for e in record.errors)
+    assert list(record.devices) == [1]  # one identity row for the run, not one per epoch
     assert net[0].physical.device is hardware  # restored after the run: the checkpoint holds the bare device
     # the last evaluation, replayed offline from the record, gives the recorded outputs bit for bit
     replay = ReplayDevice(tmp_path / "run.sqlite")

@@ -15,7 +15,7 @@ Schema (version 1)::
         -- format = 'physnn-record', version = '1', created = UTC ISO time
     devices(id INTEGER PRIMARY KEY, label TEXT, name TEXT, class TEXT, idn TEXT,
             describe TEXT, config TEXT, interface TEXT, first_seen REAL)
-        -- one row per identity of a recorded device: a new row whenever its
+        -- one row per distinct identity of a recorded device: a new row when its
         -- describe() changes (another instrument answered *IDN?). label: the
         -- recording's name for the device (e.g. the layer's module path).
         -- describe, config (NULL when the device has no config(), {"unavailable":
@@ -177,11 +177,20 @@ class RecordWriter:
 
     def add_device(self, label: str, name: str, cls: str, describe: str, config: str | None, interface: str,
                    idn: str | None) -> int:
-        """Store one identity of a device (JSON texts as :data:`SCHEMA` documents); return its id."""
+        """The id of this identity of a device (JSON texts as :data:`SCHEMA` documents), stored when new.
+
+        An identity already in the file (the same device recorded again, e.g. by a resumed run or the
+        next epoch of one) keeps its row: one row per distinct identity.
+        """
+        identity = (label, name, cls, idn, describe, config, interface)
         with self._writing() as con:
+            found = con.execute("SELECT id FROM devices WHERE label = ? AND name = ? AND class = ? AND idn IS ? "
+                                "AND describe = ? AND config IS ? AND interface = ? ORDER BY id LIMIT 1",
+                                identity).fetchone()
+            if found is not None:
+                return int(found[0])
             cur = con.execute("INSERT INTO devices (label, name, class, idn, describe, config, interface, "
-                              "first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                              (label, name, cls, idn, describe, config, interface, time.time()))
+                              "first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", identity + (time.time(),))
             return int(cur.lastrowid)
 
     def add_call(self, device_id: int, t_start: float, t_end: float, x: torch.Tensor,

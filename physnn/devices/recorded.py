@@ -147,8 +147,9 @@ def _config(device: Device) -> str | None:
 
 
 @contextlib.contextmanager
-def recording(module: nn.Module, path: str | os.PathLike, *, synchronous: str = "NORMAL") -> Iterator[RecordWriter]:
-    """Record every device call of ``module``'s physical layers to ``path`` inside the block.
+def recording(module: nn.Module, record: str | os.PathLike | RecordWriter, *,
+              synchronous: str = "NORMAL") -> Iterator[RecordWriter]:
+    """Record every device call of ``module``'s physical layers to ``record`` inside the block.
 
     Each :class:`~physnn.PhysicalLayer`'s ``.device`` is replaced by a
     :class:`Recorded` sharing one record (labelled by the layer's module path,
@@ -156,11 +157,19 @@ def recording(module: nn.Module, path: str | os.PathLike, *, synchronous: str = 
     restored on exit, also on an exception. Twins are not hardware and are not
     recorded. Enter it outside any block that swaps devices for twins.
 
+    Args:
+        module: the model whose physical layers' devices are recorded.
+        record: a file path (opened here, closed on exit), or an open
+            :class:`~physnn.data.record.RecordWriter` (left open: a caller recording
+            several blocks into one file, as :func:`~physnn.training.fit` does per epoch).
+        synchronous: SQLite durability when ``record`` is a path (see :class:`Recorded`).
+
     Yields:
         The shared :class:`~physnn.data.record.RecordWriter` (its ``path``).
     """
     layers = [(name, m) for name, m in module.named_modules() if isinstance(m, PhysicalLayer)]
-    writer = RecordWriter(path, synchronous=synchronous)
+    owns_writer = not isinstance(record, RecordWriter)
+    writer = RecordWriter(record, synchronous=synchronous) if owns_writer else record
     saved = [(layer, layer.device) for _, layer in layers]
     wrapped: dict[int, Recorded] = {}
     try:
@@ -173,7 +182,8 @@ def recording(module: nn.Module, path: str | os.PathLike, *, synchronous: str = 
     finally:
         for layer, device in saved:
             layer.device = device
-        writer.close()
+        if owns_writer:
+            writer.close()
 
 
 class ReplayDevice(Device):

@@ -41,6 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_write
+from ..data.record import RecordWriter
 from ..device import Device
 from ..errors import CheckpointError, ConfigurationError
 from ._checkpoint import load_checkpoint, previous_of, save_checkpoint
@@ -150,9 +151,10 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
     meters = _Meters(method)
     bar = tqdm(total=epochs, initial=min(loop.epoch, epochs), disable=None if progress else True, desc=method.name,
                unit="epoch", leave=False)
+    writer = None if record is None else RecordWriter(record)  # one file for the run, appended epoch by epoch
     try:
         while loop.epoch < epochs and not loop.stopped:
-            with _recording(method, record):
+            with _recording(method, writer):
                 row = _run_epoch(method, loop, meters, x, y, val, batch_size, eval_train, eval_batch_size,
                                  callbacks)
             loop.update_best(row, monitor, patience, method, restore_best)
@@ -165,6 +167,8 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
             bar.set_postfix({k: f"{row[k]:.3f}" for k in ("loss", "train_accuracy", "val_accuracy") if k in row})
     finally:
         bar.close()
+        if writer is not None:
+            writer.close()
     if restore_best and loop.best_state is not None:
         method.load_state_dict(loop.best_state)
     result = RunResult(history=loop.history, accounting=dict(loop.totals), best_epoch=loop.best_epoch,
@@ -302,13 +306,13 @@ class _LoopState:
                    bad_epochs=int(early["bad_epochs"]), stopped=bool(early["stopped"]))
 
 
-def _recording(method: Method, record: str | os.PathLike[str] | None) -> contextlib.AbstractContextManager:
+def _recording(method: Method, writer: RecordWriter | None) -> contextlib.AbstractContextManager:
     """Record the devices' calls during an epoch; the checkpoint, written outside, keeps the bare devices."""
-    if record is None:
+    if writer is None:
         return contextlib.nullcontext()
     from ..devices.recorded import recording
 
-    return recording(method.model, record)
+    return recording(method.model, writer)
 
 
 def _resumed(path: Path, method: Method) -> _LoopState | None:
