@@ -29,7 +29,6 @@ from ..errors import CheckpointError
 
 VERSION = 2
 _HEADER = re.compile(rb"physnn-checkpoint (\d+) sha256=([0-9a-f]{64})\n")
-_HEADER_BYTES = len(b"physnn-checkpoint 2 sha256=") + 64 + 1
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any], *, keep_previous: bool = True) -> Path:
@@ -62,7 +61,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def verified_state(data: bytes, path: Path) -> dict[str, Any]:
     """The state held by the bytes ``data`` of the checkpoint file ``path`` (named in errors)."""
-    match = _HEADER.match(data[:_HEADER_BYTES])
+    match = _HEADER.match(data)  # anchored at the start: reads the header line only
     if match is None:
         what = "is empty" if not data else f"does not start with a physnn-checkpoint header (starts {data[:24]!r})"
         raise CheckpointError(_advice(path, f"{what}; it was truncated, overwritten, or written by physnn < 0.2"))
