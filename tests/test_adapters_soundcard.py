@@ -39,7 +39,7 @@ out["delay"] = card.last_delay
 out["check_device"] = str(check_device(stable))
 out["clipped"] = error(lambda: card(torch.full((1, 64), 0.9999)))
 out["unwired"] = error(lambda: SoundCardDevice(64, device="loopback", input_channel=1, max_latency_seconds=0.05)(x))
-metro = subprocess.Popen(["jack_metro", "-n", "metro", "-b", "900", "-A", "0.1", "-D", "20"],
+metro = subprocess.Popen(["jack_metro", "-n", "metro", "-b", "900", "-A", "0.1", "-D", "60"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
     time.sleep(0.5)
