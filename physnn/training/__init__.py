@@ -11,11 +11,25 @@
   :func:`digital_network` (the same sizes without physics).
 * Twins: :func:`fit_twin` (on :func:`network_drives`, the drives a network
   really sends), :class:`NeuralTwin`, :class:`CalibratedTwin`.
+* Baselines (:mod:`.baselines`): :func:`logistic_regression` / :func:`ridge` on the
+  raw inputs, :func:`matched_mlp` (same parameter count), :func:`random_map_ablation`
+  (every device replaced by a fixed :class:`RandomMap`), :func:`digital_baselines`,
+  :func:`summarize` and :func:`results_table` (``mean ± std (n seeds)``).
 * Creep: :func:`run_creep` swaps classical layers for quantum ones one group at
   a time (:class:`Swap`, :func:`ladder`) and trains every level under one budget.
 """
 
 from ._checkpoint import load_checkpoint
+from .baselines import (
+    RandomMap,
+    digital_baselines,
+    logistic_regression,
+    matched_mlp,
+    random_map_ablation,
+    results_table,
+    ridge,
+    summarize,
+)
 from .creep import LevelResult, Swap, build_level, count_parameters, ladder, run_creep, write_tables
 from .forward_forward import ForwardForward
 from .loop import Callback, RunResult, fit
@@ -27,5 +41,6 @@ from .twin import CalibratedTwin, NeuralTwin, TwinReport, fit_twin, network_driv
 __all__ = ["Backprop", "CalibratedTwin", "Callback", "Drive", "ForwardForward", "LevelResult", "Method",
            "NeuralTwin", "PhysicalBlock", "PhysicsAware", "RunResult", "Swap", "TwinReport", "ZerothOrder",
            "build_level", "count_parameters", "digital_network", "fit", "fit_twin", "ladder", "load_checkpoint",
-           "network_drives", "physical_network",
+           "network_drives", "physical_network", "RandomMap", "digital_baselines", "logistic_regression",
+           "matched_mlp", "random_map_ablation", "results_table", "ridge", "summarize",
            "plot_comparison", "plot_history", "run_creep", "write_tables"]
