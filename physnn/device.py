@@ -14,15 +14,17 @@ trainable ones).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from .errors import ControlError, DeviceOutputError, GradientRouteError, InputError
+from .errors import ControlError, DeviceOutputError, GradientRouteError, InputError, NotRebuildableError
 
 #: Gradient routes a :class:`~physnn.PhysicalLayer` offers, and which device capability each needs.
 ROUTES_FOR_BLACK_BOX = ("twin", "zeroth_order", "none")
@@ -123,6 +125,11 @@ class Device(nn.Module):
 
     ``seed`` seeds the device's own random generator (``self.generator``), used
     by stochastic devices (noise); ``reseed`` restarts it.
+
+    A device is data: the arguments of the call that built it are kept (tensors
+    and arrays copied), and :meth:`config` returns them as the keywords that
+    rebuild it. A class whose instances cannot be rebuilt from arguments (a live
+    instrument session, a wrapped Python function) says why in ``not_rebuildable``.
     """
 
     #: Registry name (``physnn.devices.create(name)``); set by each device class.
@@ -137,6 +144,14 @@ class Device(nn.Module):
     input_bounds: tuple[float, float] | None = None
     #: dtypes ``x`` may have; outputs have the same dtype as ``x``.
     dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+    #: Why instances cannot be rebuilt from their constructor arguments; "" when they can.
+    not_rebuildable: str = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Device:
+        self = super().__new__(cls)
+        # the outermost constructor call's arguments, before __init__ may change them (see config())
+        self.__dict__["_recipe"] = (cls, _frozen(args), _frozen(kwargs))
+        return self
 
     def __init__(self, seed: int | None = None) -> None:
         super().__init__()
@@ -332,6 +347,33 @@ class Device(nn.Module):
             "controls": [c.describe() for c in self.controls],
         }
 
+    def config(self) -> dict[str, Any]:
+        """Every constructor keyword (defaults filled in) that rebuilds this device:
+        ``type(device)(**device.config())``, or ``physnn.devices.create(name, **device.config())``
+        for a registered device (``physnn.devices.registry_name(device)``).
+
+        Values are those passed (tensors and arrays as copied at construction; devices,
+        for wrappers, as the objects). Raises :class:`~physnn.errors.NotRebuildableError`
+        naming the device and the reason when it cannot be rebuilt from arguments.
+        """
+        if self.not_rebuildable:
+            raise NotRebuildableError(f"{self._label()} cannot be rebuilt from its configuration: "
+                                      f"{self.not_rebuildable}; pass the instance to physnn.load(devices=...)")
+        target, args, kwargs = self.__dict__["_recipe"]
+        if isinstance(target, str):  # built by a registered factory function, whose keywords were recorded
+            return dict(kwargs)
+        return keywords_of(target, args, kwargs)
+
+    def built_by(self, factory_name: str, config: Mapping[str, Any]) -> None:
+        """Record that the registered factory function ``factory_name`` built this device from ``config``
+        (``physnn.devices.create`` calls it; :meth:`config` then returns ``config``)."""
+        self.__dict__["_recipe"] = (factory_name, (), _frozen(dict(config)))
+
+    @property
+    def factory(self) -> type | str:
+        """What :meth:`config` rebuilds this device with: its class, or a registered factory's name."""
+        return self.__dict__["_recipe"][0]
+
     def exclusive_resources(self) -> tuple[str, ...]:
         """Resources this device holds exclusively (instrument addresses); none for a simulation.
 
@@ -363,3 +405,37 @@ class Device(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_shape={tuple(self.in_shape)}, out_shape={tuple(self.out_shape)}, "
                 f"differentiable={self.differentiable}, controls={[c.name for c in self.controls]}")
+
+
+def keywords_of(factory: Any, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keywords that make ``factory(**keywords)`` the call ``factory(*args, **kwargs)``, defaults filled in.
+
+    Raises :class:`NotRebuildableError` when ``factory`` takes arguments no keyword can give.
+    """
+    params = inspect.signature(factory).parameters
+    awkward = [k for k, p in params.items() if p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY)]
+    if awkward:
+        raise NotRebuildableError(f"{getattr(factory, '__qualname__', factory)} takes {awkward} positionally "
+                                  "only, so no keyword configuration can rebuild what it built")
+    bound = inspect.signature(factory).bind(*args, **kwargs)
+    bound.apply_defaults()
+    keywords: dict[str, Any] = {}
+    for key, value in bound.arguments.items():
+        if params[key].kind is params[key].VAR_KEYWORD:
+            keywords.update(value)
+        else:
+            keywords[key] = value
+    return keywords
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with every tensor and array inside lists, tuples and dicts copied (detached)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value

@@ -106,3 +106,13 @@ class DeviceCheckError(PhysnnError, AssertionError):
 
 class MissingDependencyError(PhysnnError, ImportError):
     """An optional package a feature needs is not installed: names the package and the pip command."""
+
+
+class NotRebuildableError(ConfigurationError):
+    """A device cannot be rebuilt from its configuration (a wrapped function, a live instrument session):
+    names the device and the reason; deploy a saved model onto an instance with ``physnn.load(devices=...)``."""
+
+
+class ModelFileError(CheckpointError):
+    """A saved model file (``physnn.save``) is truncated, altered, of a newer format, or does not fit the
+    model it is loaded into: names the file and what differs."""

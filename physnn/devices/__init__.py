@@ -6,7 +6,7 @@ device by name with :func:`create`; list them with :func:`available` or
 ``physnn devices``.
 """
 
-from ._registry import ENTRY_POINT_GROUP, available, create, factory_of, register
+from ._registry import ENTRY_POINT_GROUP, available, create, factory_of, register, registry_name
 from .blackbox import BlackBox
 from .oscillators import CoupledPendula
 from .recorded import Recorded, ReplayDevice, recording
@@ -14,4 +14,4 @@ from .reference import ReferenceDevice
 from .wrapper import Wrapper
 
 __all__ = ["BlackBox", "CoupledPendula", "ENTRY_POINT_GROUP", "Recorded", "ReferenceDevice", "ReplayDevice", "Wrapper",
-           "available", "create", "factory_of", "recording", "register"]
+           "available", "create", "factory_of", "recording", "register", "registry_name"]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-from ..device import Device
+from ..device import Device, keywords_of
 from ..errors import ConfigurationError
 from ._catalog import CATALOG, DeviceInfo
 from ._config import check_config
@@ -55,7 +55,25 @@ def create(name: str, **config: Any) -> Device:
     device = factory(**config)
     if not isinstance(device, Device):
         raise ConfigurationError(f"device {name!r} built a {type(device).__name__}, not a physnn.Device")
+    if not isinstance(factory, type):  # a factory function: its keywords, not the class's, rebuild the device
+        device.built_by(name, keywords_of(factory, (), config))
     return device
+
+
+def registry_name(device: Device | type) -> str | None:
+    """The name ``create`` builds ``device`` (an instance or a class) by; None when it is not registered."""
+    factory = device.factory if isinstance(device, Device) else device
+    if isinstance(factory, str):
+        return factory
+    for name, target in _table().items():
+        if isinstance(target, str) and target.rpartition(".")[2].rpartition(":")[2] != factory.__name__:
+            continue  # resolve only the entries that can be this class (importing is what costs)
+        try:
+            if _resolve(target) is factory:
+                return name
+        except ImportError:
+            continue
+    return None
 
 
 def factory_of(name: str) -> Callable[..., Device]:

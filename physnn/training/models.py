@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
+from .._saving import builds_model
 from ..device import Device
 from ..errors import ConfigurationError
 from ..layer import PhysicalLayer
@@ -100,6 +101,7 @@ class PhysicalBlock(nn.Module):
         return self.linear(self.measure(h))
 
 
+@builds_model
 def physical_network(devices: Sequence[Device], widths: Sequence[int], *, route: str = "none",
                      twins: Sequence[Device | None] | None = None, concat_input: bool = True,
                      drive: str = "unit-norm", drive_scale: float = 1.0, perturbations: int = 8,
@@ -149,6 +151,7 @@ def physical_network(devices: Sequence[Device], widths: Sequence[int], *, route:
     return nn.Sequential(*blocks)
 
 
+@builds_model
 def digital_network(n_inputs: int, widths: Sequence[int], *, seed: int = 0) -> nn.Sequential:
     """A purely digital MLP ``Linear -> ReLU -> ... -> Linear``: ``(B, n_inputs) -> (B, widths[-1])``."""
     generator = torch.Generator().manual_seed(seed)

@@ -40,6 +40,8 @@ class CallableDevice(Device):
         seed: seed of the device's generator.
     """
 
+    not_rebuildable = "it wraps a Python function, which is code, not data"
+
     def __init__(self, fn: Callable[..., Any], in_shape: Sequence[int], out_shape: Sequence[int], *,
                  controls: Sequence[Control] = (), backend: str = "torch", per_sample: bool = False,
                  differentiable: bool = False, batched_controls: bool = False,

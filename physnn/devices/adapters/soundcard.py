@@ -78,6 +78,7 @@ class SoundCardDevice(Device):
 
     differentiable = False
     input_bounds = (-1.0, 1.0)
+    not_rebuildable = "it drives a sound card wired to a physical system; open it yourself"
 
     def __init__(self, n_samples: int, *, response_samples: int | None = None, samplerate: int = 44100,
                  device: int | str | None = None, output_channel: int = 0, input_channel: int = 0,

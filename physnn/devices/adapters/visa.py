@@ -91,6 +91,7 @@ class VisaDevice(Device):
     """
 
     differentiable = False
+    not_rebuildable = "it drives a live instrument session; open the instrument yourself"
 
     def __init__(self, resource: str, profile: str | Path | Mapping[str, Any] = "physnn-emulator", *,
                  digitizer: str | None = None, in_shape: Sequence[int] | None = None,
