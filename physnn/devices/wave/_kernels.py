@@ -70,16 +70,23 @@ def forward(x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j, 
         for n in range(steps):
             _step(cur, old, cl, q, a1, a2, r2)
             _inject(old, x, b, n, src_i, src_j, src_s, src_w, dt2, False)
-            for k in range(prb_i.shape[0]):
-                v = old[prb_i[k], prb_j[k]]
-                signals[b, prb_p[k], n] += prb_w[k] * v
-                intensity[b, prb_p[k]] += dt * (prb_w[k] * (v * v))
-            if save:
-                for k in range(ring_i.shape[0]):
-                    strip[b, n + 1, k] = old[ring_i[k], ring_j[k]]
+            _record(old, b, n, dt, prb_i, prb_j, prb_p, prb_w, ring_i, ring_j, signals, intensity, strip, save)
             cur, old = old, cur
         u_last[b] = cur
         u_prev[b] = old
+
+
+@njit(cache=True)
+def _record(new, b, n, dt, prb_i, prb_j, prb_p, prb_w, ring_i, ring_j, signals, intensity, strip,
+            save):  # pragma: no cover - compiled
+    """Probe outputs of u^{n+1} = ``new``, and (with ``save``) its ring into ``strip[b, n + 1]``."""
+    for k in range(prb_i.shape[0]):
+        v = new[prb_i[k], prb_j[k]]
+        signals[b, prb_p[k], n] += prb_w[k] * v
+        intensity[b, prb_p[k]] += dt * (prb_w[k] * (v * v))
+    if save:
+        for k in range(ring_i.shape[0]):
+            strip[b, n + 1, k] = new[ring_i[k], ring_j[k]]
 
 
 @njit(cache=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._torch_adjoint import Stepper, TorchWave, damping_coefficients, default_every
+from ._torch_adjoint import Stepper, TorchWave, _check_inside_box, damping_coefficients, default_every
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,12 @@ def solve(x: torch.Tensor, cl: torch.Tensor, q: torch.Tensor, sat: torch.Tensor 
           dt: float, h: float, sat_uth: float, backend: str, checkpoint_every: int | None,
           snapshot_every: int | None = None) -> Solution:
     """Run the medium for ``x.shape[-1]`` steps; pick ``backend`` ("numba" or "torch")."""
-    if backend == "numba":
-        intensity, signals = _NumbaWave.apply(x, cl, q, layout, dt, h)
+    if backend == "numba" and not snapshot_every and checkpoint_every != 0:
+        _check_inside_box(layout, q, "q (the Kerr coefficient)")
+        if sat is not None:
+            _check_inside_box(layout, sat, "sat (the saturable absorption)")
+        every = default_every(x.shape[-1], checkpoint_every)
+        intensity, signals = _NumbaWave.apply(x, cl, q, sat, layout, dt, h, sat_uth, every)
         return Solution(intensity, signals)
     return _torch_run(x, cl, q, sat, layout, dt=dt, h=h, sat_uth=sat_uth,
                       checkpoint_every=checkpoint_every, snapshot_every=snapshot_every)
@@ -91,57 +95,70 @@ def _static(layout: Layout, dt: float, dtype: np.dtype) -> dict[str, np.ndarray]
         "src_w": layout.src_w.astype(dtype), "prb_i": p[:, 0].copy(), "prb_j": p[:, 1].copy(),
         "prb_p": layout.prb_port, "prb_w": layout.prb_w.astype(dtype),
         "ring_i": r[:, 0].copy(), "ring_j": r[:, 1].copy(),
+        "box": np.array(layout.box, dtype=np.int64) + 1,
     }
 
 
 class _NumbaWave(torch.autograd.Function):
-    """Fused CPU forward; backward by reversing the interior and replaying the saved ring."""
+    """Fused CPU forward; backward by the exact adjoint: reversible (interior rebuilt, ring replayed)
+    or, with saturable absorption ``sat``, checkpointed every ``every`` steps (:mod:`._kernels_sat`)."""
 
     @staticmethod
-    def forward(ctx, x, cl, q, layout: Layout, dt: float, h: float):  # type: ignore[override]
-        from . import _kernels
+    def forward(ctx, x, cl, q, sat, layout: Layout, dt: float, h: float, sat_uth: float,  # type: ignore[override]
+                every: int):
+        from . import _kernels, _kernels_sat
 
         dtype = np.dtype(str(x.dtype).replace("torch.", ""))
         st = _static(layout, dt, dtype)
         xn = np.ascontiguousarray(x.detach().numpy())
-        cln = _padded(cl.detach().numpy(), dtype)
-        qn = _padded(q.detach().numpy(), dtype)
+        fields = [_padded(a.detach().numpy(), dtype) for a in (cl, q) + ((sat,) if sat is not None else ())]
         batch, steps = xn.shape[0], xn.shape[2]
         ny, nx = layout.shape
         signals = np.zeros((batch, layout.n_probes, steps), dtype)
         intensity = np.zeros((batch, layout.n_probes), dtype)
-        keep = any(ctx.needs_input_grad[:3])
+        keep = any(ctx.needs_input_grad[:4])
         strip = np.zeros((batch, steps + 1 if keep else 0, len(layout.ring)), dtype)
-        u_last = np.empty((batch, ny + 2, nx + 2), dtype)
-        u_prev = np.empty_like(u_last)
         r2, dtn = dtype.type((dt / h) ** 2), dtype.type(dt)
-        _kernels.forward(xn, cln, qn, st["a1"], st["a2"], r2, dtn, st["src_i"], st["src_j"], st["src_s"],
-                         st["src_w"], st["prb_i"], st["prb_j"], st["prb_p"], st["prb_w"], st["ring_i"],
-                         st["ring_j"], signals, intensity, strip, u_last, u_prev)
+        ports = (st["src_i"], st["src_j"], st["src_s"], st["src_w"], st["prb_i"], st["prb_j"], st["prb_p"],
+                 st["prb_w"], st["ring_i"], st["ring_j"])
+        if sat is None:
+            u_last = np.empty((batch, ny + 2, nx + 2), dtype)
+            u_prev = np.empty_like(u_last)
+            _kernels.forward(xn, *fields, st["a1"], st["a2"], r2, dtn, *ports, signals, intensity, strip,
+                             u_last, u_prev)
+            saved: tuple = (u_last, u_prev)
+        else:
+            r0, r1, c0, c1 = st["box"]
+            ckpt = np.zeros((batch, -(-steps // every) if keep else 0, 2, r1 - r0 + 2, c1 - c0 + 2), dtype)
+            iu2 = dtype.type(1 / sat_uth ** 2)
+            _kernels_sat.forward(xn, *fields, st["a1"], st["a2"], r2, dtn, iu2, st["box"], every, *ports,
+                                 signals, intensity, strip, ckpt)
+            saved = (ckpt, iu2, every)
         if keep:
-            ctx.state = (xn, cln, qn, st, r2, dtn, strip, u_last, u_prev, layout)
+            ctx.state = (xn, fields, st, r2, dtn, ports, strip, saved, layout)
         return torch.from_numpy(intensity), torch.from_numpy(signals)
 
     @staticmethod
     def backward(ctx, g_int, g_sig):  # type: ignore[override]
-        from . import _kernels
+        from . import _kernels, _kernels_sat
 
-        xn, cln, qn, st, r2, dtn, strip, u_last, u_prev, layout = ctx.state
+        xn, fields, st, r2, dtn, ports, strip, saved, layout = ctx.state
         batch, _, steps = xn.shape
         dtype = xn.dtype
         gi = np.zeros((batch, layout.n_probes), dtype) if g_int is None else np.ascontiguousarray(g_int.numpy())
         gs = (np.zeros((batch, layout.n_probes, steps), dtype) if g_sig is None
               else np.ascontiguousarray(g_sig.numpy()))
-        r0, r1, c0, c1 = layout.box
-        box = np.array([r0 + 1, r1 + 1, c0 + 1, c1 + 1], dtype=np.int64)
         g_x = np.zeros_like(xn)
-        g_cl = np.zeros((batch,) + cln.shape, dtype)
-        g_q = np.zeros_like(g_cl)
-        _kernels.backward(xn, cln, qn, st["a1"], st["a2"], r2, dtn, st["src_i"], st["src_j"], st["src_s"],
-                          st["src_w"], st["prb_i"], st["prb_j"], st["prb_p"], st["prb_w"], st["ring_i"],
-                          st["ring_j"], strip, u_last, u_prev, box, gi, gs, g_x, g_cl, g_q)
-        return (torch.from_numpy(g_x), torch.from_numpy(g_cl.sum(0)[1:-1, 1:-1]),
-                torch.from_numpy(g_q.sum(0)[1:-1, 1:-1]), None, None, None)
+        g_fields = np.zeros((len(fields), batch) + fields[0].shape, dtype)  # per sample: g_cl, g_q (, g_sat)
+        if len(fields) == 2:
+            _kernels.backward(xn, *fields, st["a1"], st["a2"], r2, dtn, *ports, strip, *saved, st["box"], gi, gs,
+                              g_x, *g_fields)
+        else:
+            ckpt, iu2, every = saved
+            _kernels_sat.backward(xn, *fields, st["a1"], st["a2"], r2, dtn, iu2, st["box"], every, *ports, strip,
+                                  ckpt, gi, gs, g_x, *g_fields)
+        grads = [torch.from_numpy(g.sum(0)[1:-1, 1:-1]) for g in g_fields]
+        return (torch.from_numpy(g_x), grads[0], grads[1], grads[2] if len(grads) == 3 else None) + (None,) * 5
 
 
 # ------------------------------------------------------------------------------- torch

@@ -64,10 +64,10 @@ class WaveMedium2D(Device):
         c_nl: Kerr-like coefficient, m/s per unit field^2 (0: off).
         sat_b0: saturable absorption strength, 1/s (0: off); ``sat_uth``: its threshold field.
         output: ``"normalized"`` (intensities / their sum) or ``"raw"`` (field^2 s).
-        backend: ``"numba"`` (fused CPU kernels, reversible backward), ``"torch"`` (any torch
-            device; the same exact adjoint in torch ops, checkpointed with saturable absorption)
-            or ``"auto"`` (numba for CPU inputs without saturable absorption, else torch).
-        checkpoint_every: steps per checkpoint segment of the torch backend's adjoint with
+        backend: ``"numba"`` (fused CPU kernels, exact adjoint), ``"torch"`` (any torch device;
+            the same exact adjoint in torch ops), both checkpointed with saturable absorption,
+            or ``"auto"`` (numba for CPU inputs, else torch).
+        checkpoint_every: steps per checkpoint segment of the adjoint with
             saturable absorption (None: sqrt(T)); 0: plain autograd through every step (the
             reference, memory O(T)).
         rho_init: default density, in [0, 1].
@@ -92,9 +92,6 @@ class WaveMedium2D(Device):
         if output not in OUTPUTS or backend not in BACKENDS:
             raise ConfigurationError(f"output must be one of {OUTPUTS} and backend one of {BACKENDS}; "
                                      f"got {output!r}, {backend!r}")
-        if backend == "numba" and sat_b0 > 0:
-            raise ConfigurationError("saturable absorption (sat_b0 > 0) makes the medium irreversible: use "
-                                     "backend='torch' or 'auto' (checkpointed exact adjoint)")
         if backend == "numba" and not numba_available():
             raise ConfigurationError("backend='numba' needs numba (pip install numba); use backend='torch'")
         cmax = max(c0, c1)
@@ -214,7 +211,7 @@ class WaveMedium2D(Device):
         sat = self.sat_b0 * rho if self.sat_b0 > 0 else None
         backend = self.backend
         if backend == "auto":
-            fast = x.device.type == "cpu" and sat is None and numba_available()
+            fast = x.device.type == "cpu" and numba_available()
             backend = "numba" if fast else "torch"
         if snapshot_every:
             backend = "torch"
