@@ -99,6 +99,15 @@ CATALOG: dict[str, DeviceInfo] = {
         "physnn.devices.audio:pedalboard_effect", "PedalboardEffect", False, (44100,), (44100,),
         ("drive_db in [-inf, inf] dB (default 25.0)",), {"effect": "Distortion", "num_samples": 64},
         requires=("pedalboard",), extra="audio"),
+    "scattering-medium": DeviceInfo(
+        "physnn.devices.optics:ScatteringMedium", "ScatteringMedium", True, (256,), (64,),
+        ("exposure in [0.01, 100] ms (default 1.0)", "gain in [0, 24] dB (default 0.0)"),
+        {"n_slm": 6, "n_camera": 4, "noise": "none", "bits": None}),
+    "mzi-mesh": DeviceInfo(
+        "physnn.devices.optics:MZIMesh", "MZIMesh", True, (4,), (4,),
+        ("theta [6] in [0, 6.28319] rad (default: 6 values in [0.923, 1.93])",
+         "phi [6] in [0, 6.28319] rad (default: 6 values in [0.151, 4.91])",
+         "output_phase [4] in [0, 6.28319] rad (default: 4 values in [0.704, 6.14])"), {"n_modes": 3}),
 }
 
 
