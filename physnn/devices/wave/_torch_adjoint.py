@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -83,6 +83,7 @@ class Stepper:
         self.src_gain = as_t(layout.src_w) * (dt * dt)                                   # (K,)
         self.src_map = F.one_hot(as_t(layout.src_port, torch.int64), x.shape[1]).to(dtype)  # (K, S)
         self.drive = torch.einsum("bst,ks->bkt", x, self.src_map) * self.src_gain[:, None]  # (B, K, T)
+        self.drive_steps = self.drive.permute(2, 0, 1).contiguous()  # (T, B, K)
         self.prb_idx = as_t(layout.prb_cells[:, 0] * nx + layout.prb_cells[:, 1], torch.int64)
         self.prb_port = as_t(layout.prb_port, torch.int64)
         self.prb_w = as_t(layout.prb_w)
@@ -92,7 +93,6 @@ class Stepper:
         _check_inside_box(layout, q, "q (the Kerr coefficient)")
         if sat is not None:
             _check_inside_box(layout, sat, "sat (the saturable absorption)")
-        self.ext = (slice(None), slice(r0, r1 + 2), slice(c0, c1 + 2))  # the box and its ring, padded indices
         ew = c1 - c0 + 2
         ext_flat = lambda cells: as_t((cells[:, 0] - r0 + 1) * ew + cells[:, 1] - c0 + 1, torch.int64)  # noqa: E731
         self.ring_idx = as_t(layout.ring[:, 0] * nx + layout.ring[:, 1], torch.int64)
@@ -130,13 +130,6 @@ class Stepper:
         intensity = self.dt * torch.einsum("nbk,kp->bp", wv * v, self.prb_map)
         return intensity, signals
 
-    def crop(self, u: torch.Tensor) -> torch.Tensor:
-        """The interior box and its ring, (B, h + 2, w + 2), a copy (zero where the ring is the wall)."""
-        if len(self.ring_idx):  # the ring lies on the grid
-            return u[:, self.ext[1].start - 1:self.ext[1].stop - 1, self.ext[2].start - 1:self.ext[2].stop - 1].clone(
-                memory_format=torch.contiguous_format)
-        return F.pad(u, (1, 1, 1, 1))[self.ext]
-
 
 def _check_inside_box(layout: Layout, a: torch.Tensor, what: str) -> None:
     """The field-dependent terms are computed on the undamped interior only: refuse any outside it."""
@@ -149,91 +142,202 @@ def _check_inside_box(layout: Layout, a: torch.Tensor, what: str) -> None:
                                  f"{c0}..{c1 - 1}; got {float(a[i, j]):g} at cell ({i}, {j})")
 
 
+class _Views(NamedTuple):
+    """A zero-bordered buffer ``full`` (B, H + 2, W + 2) and the views a step reads, made once."""
+
+    full: torch.Tensor
+    flat: torch.Tensor                  # (B, (H + 2) (W + 2))
+    inner: torch.Tensor                 # (B, H, W)
+    nbrs: tuple[torch.Tensor, ...]      # the four neighbours of ``inner``, each (B, H, W)
+
+
+def _views(full: torch.Tensor) -> _Views:
+    return _Views(full, full.view(full.shape[0], -1), full[:, 1:-1, 1:-1],
+                  (full[:, :-2, 1:-1], full[:, 2:, 1:-1], full[:, 1:-1, :-2], full[:, 1:-1, 2:]))
+
+
+def _neighbour_sum(v: _Views, out: torch.Tensor) -> torch.Tensor:
+    """``u[i-1] + u[i+1] + u[j-1] + u[j+1]`` of ``v.inner`` into ``out`` (B, H, W)."""
+    up, down, left, right = v.nbrs
+    return torch.add(up, down, out=out).add_(left).add_(right)
+
+
+def _box(t: torch.Tensor, st: Stepper) -> torch.Tensor:
+    """The interior box of a (..., Ny, Nx) tensor, a view."""
+    return t[(Ellipsis,) + st.box[1:]]
+
+
+class _Speed:
+    """The field-dependent speed, updated in place on the box each step: ``uu = u^2`` and
+    ``cs = (dt/h) c`` (B, h, w); ``K = r2 a1 c^2`` and ``A = 2 a1 - 4 K`` on the whole grid, their
+    constant values outside the box ((Ny, Nx) without a Kerr term, else (B, Ny, Nx)).
+    One step is then ``u^{n+1} = A u + K (neighbour sum) - a2 u^{n-1}``."""
+
+    def __init__(self, st: Stepper) -> None:
+        batch, sr = st.drive.shape[0], st.dt / st.h
+        self.kerr = st.kerr
+        self.cls, self.qs = (_box(sr * a, st).contiguous() for a in (st.cl, st.q))
+        self.K, self.A = st.k, st.two_a1 - 4 * st.k
+        if st.kerr:
+            self.K, self.A = (a.expand((batch,) + a.shape).clone() for a in (self.K, self.A))
+        self.K_b, self.A_b = _box(self.K, st), _box(self.A, st)
+        self.two_b = _box(st.two_a1, st).contiguous()  # 2: a1 = 1 on the box
+        self.uu = st.drive.new_empty((batch,) + self.cls.shape)
+        self.cs = torch.empty_like(self.uu) if st.kerr else self.cls
+
+    def update(self, u_box: torch.Tensor) -> None:
+        """Recompute the terms for the field ``u_box`` (B, h, w)."""
+        torch.mul(u_box, u_box, out=self.uu)
+        if self.kerr:
+            torch.addcmul(self.cls, self.qs, self.uu, out=self.cs)
+            torch.mul(self.cs, self.cs, out=self.K_b)
+            torch.add(self.two_b, self.K_b, alpha=-4, out=self.A_b)
+
+
+class _Field(NamedTuple):
+    """One of the forward pass's two buffers: its views, its box (B, h, w) and extended box (B, h + 2, w + 2)."""
+
+    v: _Views
+    box: torch.Tensor
+    ext: torch.Tensor
+
+
+class Leapfrog:
+    """The forward update without a graph, in place on two zero-bordered buffers: u^{n+1}
+    overwrites u^{n-1}; the coefficients change on the box only. About ten passes over the
+    grid per step and no allocation."""
+
+    def __init__(self, st: Stepper) -> None:
+        self.st, self.speed = st, _Speed(st)
+        self.varying = st.kerr or st.sat is not None
+        batch, (ny, nx) = st.drive.shape[0], st.layout.shape
+        r0, r1, c0, c1 = st.layout.box
+        self._fields = []
+        for _ in range(2):
+            full = st.drive.new_zeros((batch, ny + 2, nx + 2))
+            box, ext = full[:, r0 + 1:r1 + 1, c0 + 1:c1 + 1], full[:, r0:r1 + 2, c0:c1 + 2]
+            self._fields.append(_Field(_views(full), box, ext))
+        self._i = 0
+        self.nsum = st.drive.new_empty((batch, ny, nx))
+        self.neg_a2 = -st.a2
+        padded = lambda c: torch.as_tensor((c[:, 0] + 1) * (nx + 2) + c[:, 1] + 1, device=st.x.device)  # noqa: E731
+        lay = st.layout
+        self.src_idx, self.prb_idx, self.ring_idx = padded(lay.src_cells), padded(lay.prb_cells), padded(lay.ring)
+        if st.sat is not None:
+            self.sat_b = _box(st.dt * st.sat, st).contiguous()
+            self.s, self.so = torch.empty_like(self.speed.uu), torch.empty_like(self.speed.uu)
+
+    @property
+    def cur(self) -> _Field:
+        """u^n, the last field computed."""
+        return self._fields[self._i]
+
+    @property
+    def prev(self) -> _Field:
+        """u^{n-1}."""
+        return self._fields[1 - self._i]
+
+    def saved(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of (u^n, u^{n-1}) on the extended box, each (B, h + 2, w + 2)."""
+        return tuple(f.ext.clone(memory_format=torch.contiguous_format) for f in (self.cur, self.prev))
+
+    def load(self, u: torch.Tensor, old: torch.Tensor) -> None:
+        """Start from (u^n, u^{n-1}) given on the extended box (as :meth:`saved` returns them)."""
+        self.cur.ext.copy_(u)
+        self.prev.ext.copy_(old)
+
+    def step(self, n: int) -> _Field:
+        """Advance to u^{n+1} with the drive of step n; returns its buffer (then :attr:`cur`)."""
+        u, old, sp = self.cur, self.prev, self.speed
+        if self.varying:
+            sp.update(u.box)
+        if self.st.sat is not None:  # s = D - 1 = dt sat / (1 + (u / u_th)^2), kept with s u^{n-1}
+            torch.div(self.sat_b, torch.mul(sp.uu, 1 / self.st.uth ** 2, out=self.s).add_(1), out=self.s)
+            torch.mul(self.s, old.box, out=self.so)
+        nsum = _neighbour_sum(u.v, self.nsum)
+        old.v.inner.mul_(self.neg_a2).addcmul_(sp.A, u.v.inner).addcmul_(sp.K, nsum)
+        if self.st.sat is not None:  # u^{n+1} = (2u + r2 c^2 lap - u^{n-1} + s u^{n-1}) / (1 + s) on the box
+            old.box.add_(self.so).div_(self.s.add_(1))
+        old.v.flat.index_add_(1, self.src_idx, self.st.drive_steps[n])
+        self._i = 1 - self._i
+        return old
+
+
 class _Adjoint:
     """The backward recursion: per-step state and the transposed step.
 
     ``lam`` is dL/du^{n+1} (complete), ``part`` the part of dL/du^n gathered so far; both (B, Ny, Nx).
-    Full-grid work is a handful of in-place passes; the field-dependent terms touch the box only.
+    Full-grid work is seven in-place passes; the field-dependent terms touch the box only.
     """
 
     def __init__(self, st: Stepper, v: torch.Tensor, g_int: torch.Tensor, g_sig: torch.Tensor) -> None:
-        self.st = st
+        self.st, self.speed = st, _Speed(st)
         steps, batch, _ = v.shape
-        port, box = st.prb_port, st.box[1:]
+        port = st.prb_port
         # dL/du^m at the probe cells, m = 1..T, (T, B, K)
         self.pa = st.prb_w * (2 * st.dt * g_int[:, port] * v + g_sig[:, port, :].permute(2, 0, 1))
         # each of lam, part as (field, its box, its flat view): views made once, not per step
-        self.lam, self.part = ((z, z[st.box], z.view(batch, -1)) for z in (st.zeros(), st.zeros()))
+        self.lam, self.part = ((z, _box(z, st), z.view(batch, -1)) for z in (st.zeros(), st.zeros()))
         self.lam[2].index_add_(1, st.prb_idx, self.pa[steps - 1])
         if steps > 1:
             self.part[2].index_add_(1, st.prb_idx, self.pa[steps - 2])
-        wp = F.pad(st.zeros(), (1, 1, 1, 1))   # r2 c^2 a1 lambda, zero on the wall
-        self.w, self.w_nb = wp[:, 1:-1, 1:-1], (wp[:, :-2, 1:-1], wp[:, 2:, 1:-1], wp[:, 1:-1, :-2], wp[:, 1:-1, 2:])
-        self.w_b = self.w[st.box]
+        self.w = _views(F.pad(st.zeros(), (1, 1, 1, 1)))  # K lambda, zero on the wall
+        self.lap, self.dc, self.tmp = (torch.empty_like(self.speed.uu) for _ in range(3))
         self.g_src = v.new_empty((steps, batch, len(st.src_idx)))  # dL/d(drive) / (dt^2 w), (T, B, K)
-        self.g_cl = torch.zeros_like(self.w_b)   # per sample and without constant factors
+        self.g_cl = torch.zeros_like(self.lap)   # per sample and without constant factors
         self.g_q = torch.zeros_like(self.g_cl)
         self.g_sat = torch.zeros_like(self.g_cl) if st.sat is not None else None
         self.neg_a2 = -st.a2
-        self.cl_b, self.q_b, self.q4_b = st.cl[box], st.q[box], (4 * st.r2) * st.q[box]
+        self.q4s = _box((4 * st.dt / st.h) * st.q, st).contiguous()
         if st.sat is not None:
             r0, _, c0, c1 = st.layout.box
             cells = st.layout.src_cells
             self.src_box = torch.as_tensor((cells[:, 0] - r0) * (c1 - c0) + cells[:, 1] - c0, device=v.device)
-            self.sat_b = st.dt * st.sat[box]                        # dt sat
+            self.sat_b = _box(st.dt * st.sat, st).contiguous()    # dt sat
             self.dsat_b = (-2 / st.uth ** 2) * self.sat_b           # d(dt sat e)/du = dsat u e^2
+            self.e, self.d = torch.empty_like(self.lap), torch.empty_like(self.lap)
 
-    def step(self, n: int, cur: torch.Tensor, old: torch.Tensor | None, nxt: torch.Tensor | None):
+    def step(self, n: int, cur: _Views, old: torch.Tensor | None, nxt: torch.Tensor | None) -> None:
         """Back through step n (u^n -> u^{n+1}): ``cur`` = u^n on the extended box; ``old`` = u^{n-1}
-        and ``nxt`` = u^{n+1} there (needed with saturable absorption only). Returns ``(r2 c^2, lap u)``
-        on the box."""
-        st, w = self.st, self.w
+        and ``nxt`` = u^{n+1} there (needed with saturable absorption only). Leaves ``lap`` (lap u^n)
+        and ``speed`` (at u^n) on the box for the caller."""
+        st, sp, sat = self.st, self.speed, self.st.sat is not None
         (lam, lb, lam_flat), (part, pb, _) = self.lam, self.part
-        self.g_src[n] = lam_flat[:, st.src_idx]
-        u = cur[:, 1:-1, 1:-1]
-        lap = _box_laplacian(cur)
-        uu = u * u
-        c = torch.addcmul(self.cl_b, self.q_b, uu) if st.kerr else self.cl_b
-        c2r2 = (c * c).mul_(st.r2)
-        torch.mul(lam, st.k, out=w)  # w = r2 a1 c^2 lambda, c = cl outside the box
-        part.addcmul_(lam, st.two_a1)
-        if st.sat is not None:
-            e = (uu * (1 / st.uth ** 2)).add_(1).reciprocal_()
-            d = (self.sat_b * e).add_(1)
-            mb = lb / d
-            pb.add_(mb - lb, alpha=2)
-        else:
-            mb = lb
-        if st.kerr or st.sat is not None:
-            torch.mul(c2r2, mb, out=self.w_b)
-        for neighbour in self.w_nb:
-            part += neighbour
-        part.add_(w, alpha=-4)
-        dc = (c * lap).mul_(mb)  # lambda d(u^{n+1})/d(cl) / (2 r2)
-        self.g_cl += dc
-        self.g_q.addcmul_(dc, uu)
+        torch.index_select(lam_flat, 1, st.src_idx, out=self.g_src[n])
+        u = cur.inner
+        lap = _neighbour_sum(cur, self.lap).add_(u, alpha=-4)
+        sp.update(u)
+        if sat:  # from here on, lambda on the box stands for lambda / D
+            e = torch.mul(sp.uu, 1 / st.uth ** 2, out=self.e).add_(1).reciprocal_()
+            d = torch.mul(self.sat_b, e, out=self.d).add_(1)
+            lb.div_(d)
+        torch.mul(sp.K, lam, out=self.w.inner)
+        part.addcmul_(sp.A, lam)
+        for neighbour in self.w.nbrs:
+            part.add_(neighbour)
+        dc = torch.mul(sp.cs, lap, out=self.dc).mul_(lb)  # (dt/h) lambda d(u^{n+1})/d(cl) / (2 r2)
+        self.g_cl.add_(dc)
+        self.g_q.addcmul_(dc, sp.uu)
         if st.kerr:
-            pb.addcmul_(dc, self.q4_b * u)
-        if st.sat is not None:
-            nb = nxt[:, 1:-1, 1:-1].clone(memory_format=torch.contiguous_format)
-            nb.view(nb.shape[0], -1).index_add_(1, self.src_box, -st.drive[:, :, n])
-            dd = (old[:, 1:-1, 1:-1] - nb).mul_(mb)  # lambda d(u^{n+1})/dD
-            pb.addcmul_(dd, (self.dsat_b * u).mul_(e).mul_(e))
+            pb.addcmul_(dc, torch.mul(self.q4s, u, out=self.tmp))
+        if sat:
+            dd = torch.sub(old[:, 1:-1, 1:-1], nxt[:, 1:-1, 1:-1], out=self.tmp)
+            dd.view(dd.shape[0], -1).index_add_(1, self.src_box, st.drive_steps[n])
+            dd.mul_(lb)  # lambda d(u^{n+1})/dD, with u^{n+1} less its drive
             self.g_sat.addcmul_(dd, e)
+            pb.addcmul_(dd, torch.mul(self.dsat_b, u, out=self.dc).mul_(e).mul_(e))
+            lb.mul_(d.neg_().add_(2))  # -a2 = -(2 - D)/D on the box
         lam.mul_(self.neg_a2)
-        if st.sat is not None:
-            lb.mul_(d.reciprocal_().mul_(2).sub_(1))  # -a2 = -(2 - D)/D; a2 = 1 in the box without it
         if n >= 2:
             lam_flat.index_add_(1, st.prb_idx, self.pa[n - 2])
         self.lam, self.part = self.part, self.lam
-        return c2r2, lap
 
-    def gradients(self, sat: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def gradients(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(g_x (B, S, T), g_cl, g_q, g_sat (Ny, Nx), zero outside the box)."""
         st = self.st
         g_x = torch.einsum("nbk,ks->bsn", self.g_src * st.src_gain, st.src_map)
         full = []
-        for g, scale in ((self.g_cl, 2 * st.r2), (self.g_q, 2 * st.r2), (self.g_sat, st.dt)):
+        for g, scale in ((self.g_cl, 2 * st.dt / st.h), (self.g_q, 2 * st.dt / st.h), (self.g_sat, st.dt)):
             if g is None:
                 full.append(None)
                 continue
@@ -250,22 +354,21 @@ class TorchWave(torch.autograd.Function):
     def forward(ctx, x, cl, q, sat, layout: Layout, dt: float, h: float, sat_uth: float,  # type: ignore[override]
                 every: int):
         st = Stepper(x, cl, q, sat, layout, dt, h, sat_uth)
+        lf = Leapfrog(st)
         keep = any(ctx.needs_input_grad[:4])
         steps = x.shape[-1]
-        u, old = st.zeros(), st.zeros()
         v = x.new_empty((steps, x.shape[0], len(st.prb_idx)))
         strip = x.new_zeros((steps + 1, x.shape[0], len(st.ring_idx))) if keep else None
         starts = []
         for n in range(steps):
             if keep and sat is not None and n % every == 0:
-                starts.append((st.crop(u), st.crop(old)) if len(st.ring_idx) else (u, old))
-            new = st.step(u, old, st.drive[:, :, n])
-            v[n] = st.probe(new)
+                starts.append(lf.saved())
+            new = lf.step(n).v.flat
+            torch.index_select(new, 1, lf.prb_idx, out=v[n])
             if strip is not None:
-                strip[n + 1] = new.view(x.shape[0], -1)[:, st.ring_idx]
-            u, old = new, u
+                torch.index_select(new, 1, lf.ring_idx, out=strip[n + 1])
         if keep:
-            ctx.state = (st, v, strip, starts, (u, old), every)
+            ctx.state = (st, v, strip, starts, lf.saved(), every)
         return st.outputs(v)
 
     @staticmethod
@@ -276,24 +379,28 @@ class TorchWave(torch.autograd.Function):
         g_sig = v.new_zeros((batch, st.layout.n_probes, steps)) if g_sig is None else g_sig
         adj = _Adjoint(st, v, g_int, g_sig)
         if st.sat is None:
-            _reversible(adj, st, strip, st.crop(u_last), st.crop(u_prev), steps)
+            _reversible(adj, st, strip, u_last, u_prev, steps)
         else:
             _checkpointed(adj, st, strip, starts, every, steps)
-        return adj.gradients(st.sat is not None) + (None,) * 5
+        return adj.gradients() + (None,) * 5
 
 
 def _reversible(adj: _Adjoint, st: Stepper, strip: torch.Tensor, nxt: torch.Tensor, cur: torch.Tensor,
                 steps: int) -> None:
-    """Run the adjoint back to step 0, rebuilding u^{n-1} from u^n, u^{n+1} on the box and the ring."""
-    batch = nxt.shape[0]
+    """Run the adjoint back to step 0, rebuilding u^{n-1} from u^n, u^{n+1} on the box and the ring
+    (``nxt``, ``cur``: u^T, u^{T-1} on the extended box, overwritten)."""
+    views = [_views(cur), _views(nxt)]
+    neg_drive = -st.drive_steps
     for n in range(steps - 1, -1, -1):
-        c2r2, lap = adj.step(n, cur, None, None)
-        nxt.view(batch, -1).index_add_(1, st.src_ext, -st.drive[:, :, n])
-        nb = nxt[:, 1:-1, 1:-1]
-        torch.sub((cur[:, 1:-1, 1:-1] * 2) + c2r2 * lap, nb, out=nb)
+        c, x = views
+        adj.step(n, c, None, None)
+        # u^{n-1} = 2 u^n + r2 c^2 lap u^n - (u^{n+1} - drive) on the box, where a1 = a2 = 1
+        x.flat.index_add_(1, st.src_ext, neg_drive[n])
+        nb = x.inner.addcmul_(adj.speed.K_b, adj.lap, value=-1)
+        torch.sub(c.inner, nb, out=nb).add_(c.inner)
         if n >= 1 and len(st.ring_ext):
-            nxt.view(batch, -1).index_copy_(1, st.ring_ext, strip[n - 1])
-        cur, nxt = nxt, cur
+            x.flat.index_copy_(1, st.ring_ext, strip[n - 1])
+        views.reverse()
 
 
 def _interior(st: Stepper) -> Stepper:
@@ -311,19 +418,20 @@ def _checkpointed(adj: _Adjoint, st: Stepper, strip: torch.Tensor, starts: list,
     """Run the adjoint back to step 0 segment by segment, recomputing each from its checkpoint: on the
     extended box with the recorded ring when there is an absorber, else on the whole grid."""
     ring = len(st.ring_idx) > 0
-    box = _interior(st) if ring else st
+    lf = Leapfrog(_interior(st) if ring else st)
     for k in range(len(starts) - 1, -1, -1):
         n0, n1 = k * every, min(steps, (k + 1) * every)
         u, old = starts[k]
-        crops = [old, u] if ring else [st.crop(old), st.crop(u)]  # u^{n0-1}, u^{n0}, ..., u^{n1}
+        lf.load(u, old)
+        crops = [old, u]  # u^{n0-1}, u^{n0}, ..., u^{n1} on the extended box
         for n in range(n0, n1):
-            u, old = box.step(u, old, st.drive[:, :, n]), u
+            new = lf.step(n)
             if ring:
-                u.view(u.shape[0], -1).index_copy_(1, st.ring_ext, strip[n + 1])
-            crops.append(u if ring else st.crop(u))
+                new.v.flat.index_copy_(1, lf.ring_idx, strip[n + 1])
+            crops.append(new.ext.clone(memory_format=torch.contiguous_format))
         for n in range(n1 - 1, n0 - 1, -1):
             j = n - n0
-            adj.step(n, crops[j + 1], crops[j], crops[j + 2])
+            adj.step(n, _views(crops[j + 1]), crops[j], crops[j + 2])
             crops.pop()
 
 
