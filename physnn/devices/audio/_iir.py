@@ -1,14 +1,14 @@
 """Compiled linear(ized) recursions and their exact adjoints (numba): biquads and the plate's modes.
 
 Each row (or mode) alone is bound by the latency of its multiply-add chain, so rows run
-two at a time in one time loop (an odd last row is paired with itself, as in
-:func:`._kernels.diode_node_forward`): the two independent recursions overlap
-in the CPU pipeline with all state in registers (3x faster for biquads than one
-row at a time or than the batch loop inside the time loop). The adjoint is the
-time-reversed filter with the coefficient gradients summed in the same pass.
+several at a time in one time loop (biquads: four forward, two in the adjoint; modes: two), the
+last rows of a block repeated to fill a group: the independent recursions overlap in the CPU
+pipeline with all state in registers. The adjoint is
+the time-reversed filter with the coefficient gradients summed in the same pass, each step's
+terms read at its own sample (``lam_{n+k} x_n``, no look-back).
 State and sums are float64 whatever the dtype of the signal arrays (float32 or
 float64, compiled for each). Blocks of rows run on ``torch.get_num_threads()``
-threads (:func:`physnn._threads.over_rows`; pairs kept whole), bit-identical for any count.
+threads (:func:`physnn._threads.over_rows`; groups kept whole), bit-identical for any count.
 """
 
 from __future__ import annotations
@@ -24,43 +24,50 @@ def _forward_step(c, xn, x1, x2, y1, y2):
     return c[0] * xn + c[1] * x1 + c[2] * x2 - c[3] * y1 - c[4] * y2
 
 
-@over_rows("x", "coef", "y", align=2)
+@over_rows("x", "coef", "y", align=4)
 @numba.njit(**_JIT)
 def biquad_forward(x, coef, y):
     """Direct form I from rest: ``y_n = b0 x_n + b1 x_{n-1} + b2 x_{n-2} - a1 y_{n-1} - a2 y_{n-2}``.
 
-    x, y: (B, T); coef: (B, 5) float64 rows ``(b0, b1, b2, a1, a2)``.
+    x, y: (B, T); coef: (B, 5) float64 rows ``(b0, b1, b2, a1, a2)``. Rows run four at a time
+    (the last rows of a block repeated to fill a four).
     """
     nb, nt = x.shape
-    for r in range(0, nb, 2):
-        s = min(r + 1, nb - 1)
-        cr, cs = coef[r], coef[s]
-        xr1 = xr2 = yr1 = yr2 = xs1 = xs2 = ys1 = ys2 = 0.0
+    for r in range(0, nb, 4):
+        i, j, k, m = r, min(r + 1, nb - 1), min(r + 2, nb - 1), min(r + 3, nb - 1)
+        ci, cj, ck, cm = coef[i], coef[j], coef[k], coef[m]
+        xi1 = xi2 = yi1 = yi2 = xj1 = xj2 = yj1 = yj2 = 0.0
+        xk1 = xk2 = yk1 = yk2 = xm1 = xm2 = ym1 = ym2 = 0.0
         for n in range(nt):
-            xr, xs = x[r, n], x[s, n]
-            yr = _forward_step(cr, xr, xr1, xr2, yr1, yr2)
-            ys = _forward_step(cs, xs, xs1, xs2, ys1, ys2)
-            y[r, n] = yr
-            y[s, n] = ys
-            xr2, xr1, yr2, yr1 = xr1, xr, yr1, yr
-            xs2, xs1, ys2, ys1 = xs1, xs, ys1, ys
+            xi, xj, xk, xm = x[i, n], x[j, n], x[k, n], x[m, n]
+            yi = _forward_step(ci, xi, xi1, xi2, yi1, yi2)
+            yj = _forward_step(cj, xj, xj1, xj2, yj1, yj2)
+            yk = _forward_step(ck, xk, xk1, xk2, yk1, yk2)
+            ym = _forward_step(cm, xm, xm1, xm2, ym1, ym2)
+            y[i, n], y[j, n], y[k, n], y[m, n] = yi, yj, yk, ym
+            xi2, xi1, yi2, yi1 = xi1, xi, yi1, yi
+            xj2, xj1, yj2, yj1 = xj1, xj, yj1, yj
+            xk2, xk1, yk2, yk1 = xk1, xk, yk1, yk
+            xm2, xm1, ym2, ym1 = xm1, xm, ym1, ym
 
 
 @numba.njit(**_INLINE)
-def _adjoint_step(c, g, l1, l2, acc, x0, x1, x2, y1, y2):
-    """One reverse step: ``lam_n``, ``dL/dx_n``, sums + ``lam (x_n, x_{n-1}, x_{n-2}, -y_{n-1}, -y_{n-2})``."""
+def _adjoint_step(c, g, l1, l2, acc, xn, yn):
+    """One reverse step from ``lam_{n+1}, lam_{n+2}``: ``lam_n``, ``dL/dx_n`` and the coefficient sums
+    with the terms of ``x_n, y_n``: ``lam_{n+k} x_n`` for ``b_k``, ``-lam_{n+k} y_n`` for ``a_k``."""
     lam = g - c[3] * l1 - c[4] * l2
-    sums = (acc[0] + lam * x0, acc[1] + lam * x1, acc[2] + lam * x2, acc[3] - lam * y1, acc[4] - lam * y2)
+    sums = (acc[0] + lam * xn, acc[1] + l1 * xn, acc[2] + l2 * xn, acc[3] - l1 * yn, acc[4] - l2 * yn)
     return lam, c[0] * lam + c[1] * l1 + c[2] * l2, sums
 
 
 @over_rows("grad_y", "x", "y", "coef", "grad_x", "grad_coef", align=2)
 @numba.njit(**_JIT)
 def biquad_adjoint(grad_y, x, y, coef, grad_x, grad_coef):
-    """Reverse recursion of :func:`biquad_forward`.
+    """Reverse recursion of :func:`biquad_forward`, rows in pairs.
 
     ``lam_n = g_n - a1 lam_{n+1} - a2 lam_{n+2}``, ``dL/dx_n = b0 lam_n + b1 lam_{n+1} + b2 lam_{n+2}``,
-    ``dL/db_k = sum lam_n x_{n-k}``, ``dL/da_k = -sum lam_n y_{n-k}``. Writes grad_x (B, T), grad_coef (B, 5).
+    ``dL/db_k = sum_n lam_{n+k} x_n``, ``dL/da_k = -sum_n lam_{n+k} y_n`` (``lam_n = 0`` for ``n >= T``).
+    Writes grad_x (B, T), grad_coef (B, 5).
     """
     nb, nt = x.shape
     for r in range(0, nb, 2):
@@ -69,13 +76,8 @@ def biquad_adjoint(grad_y, x, y, coef, grad_x, grad_coef):
         lr1 = lr2 = ls1 = ls2 = 0.0
         acc_r = acc_s = (0.0, 0.0, 0.0, 0.0, 0.0)
         for n in range(nt - 1, -1, -1):
-            m1, m2 = max(n - 1, 0), max(n - 2, 0)
-            w1 = 1.0 if n >= 1 else 0.0  # x_{-1} = y_{-1} = 0 (and likewise at -2): these weights drop them
-            w2 = 1.0 if n >= 2 else 0.0
-            lr, gr, acc_r = _adjoint_step(cr, grad_y[r, n], lr1, lr2, acc_r, x[r, n], w1 * x[r, m1], w2 * x[r, m2],
-                                          w1 * y[r, m1], w2 * y[r, m2])
-            ls, gs, acc_s = _adjoint_step(cs, grad_y[s, n], ls1, ls2, acc_s, x[s, n], w1 * x[s, m1], w2 * x[s, m2],
-                                          w1 * y[s, m1], w2 * y[s, m2])
+            lr, gr, acc_r = _adjoint_step(cr, grad_y[r, n], lr1, lr2, acc_r, x[r, n], y[r, n])
+            ls, gs, acc_s = _adjoint_step(cs, grad_y[s, n], ls1, ls2, acc_s, x[s, n], y[s, n])
             grad_x[r, n] = gr
             grad_x[s, n] = gs
             lr2, lr1, ls2, ls1 = lr1, lr, ls1, ls
@@ -118,11 +120,12 @@ def modal_forward(f, a1, a2, gain, cubic, weight, y, q):
 
 
 @numba.njit(**_INLINE)
-def _mode_adjoint_step(p1, p2, cm, w, g, qn, l1, l2, acc, qm1, qm2, fn):
-    """``lam_n = w g_n + (a1 - 3 cubic q_n^2) lam_{n+1} - a2 lam_{n+2}`` and the sums for (a1, a2, gain, cubic, w)."""
+def _mode_adjoint_step(p1, p2, cm, w, g, qn, l1, l2, acc, fn):
+    """``lam_n = w g_n + (a1 - 3 cubic q_n^2) lam_{n+1} - a2 lam_{n+2}`` and the sums for (a1, a2, gain, cubic, w)
+    with the terms of ``q_n``: ``lam_{n+1} q_n``, ``-lam_{n+2} q_n``, ``lam_n f_n``, ``-lam_{n+1} q_n^3``,
+    ``g_n q_n``."""
     lam = w * g + (p1 - 3.0 * cm * qn * qn) * l1 - p2 * l2
-    return lam, (acc[0] + lam * qm1, acc[1] - lam * qm2, acc[2] + lam * fn, acc[3] - lam * qm1 * qm1 * qm1,
-                 acc[4] + g * qn)
+    return lam, (acc[0] + l1 * qn, acc[1] - l2 * qn, acc[2] + lam * fn, acc[3] - l1 * qn * qn * qn, acc[4] + g * qn)
 
 
 @over_rows("grad_y", "f", "q", "a1", "a2", "gain", "cubic", "grad_f", "grad_a1", "grad_a2", "grad_gain", "grad_cubic",
@@ -130,7 +133,7 @@ def _mode_adjoint_step(p1, p2, cm, w, g, qn, l1, l2, acc, qm1, qm2, fn):
 @numba.njit(**_JIT)
 def modal_adjoint(grad_y, f, q, a1, a2, gain, cubic, weight, grad_f, grad_a1, grad_a2, grad_gain, grad_cubic,
                   grad_weight):
-    """Reverse recursion of :func:`modal_forward`, modes in pairs.
+    """Reverse recursion of :func:`modal_forward`, modes in pairs (``lam_n = 0`` for ``n >= T``).
 
     Writes grad_f (B, T) and the (B, M) gradients; grad_weight (B, M) holds each row's share (sum over B for (M,)).
     """
@@ -145,14 +148,11 @@ def modal_adjoint(grad_y, f, q, a1, a2, gain, cubic, weight, grad_f, grad_a1, gr
             lr1 = lr2 = ls1 = ls2 = 0.0
             acc_r = acc_s = (0.0, 0.0, 0.0, 0.0, 0.0)
             for n in range(nt - 1, -1, -1):
-                m1, m2 = max(n - 1, 0), max(n - 2, 0)
-                w1 = 1.0 if n >= 1 else 0.0  # q_{-1} = q_{-2} = 0
-                w2 = 1.0 if n >= 2 else 0.0
                 g, fn = grad_y[b, n], f[b, n]
                 lr, acc_r = _mode_adjoint_step(a1[b, r], a2[b, r], cubic[b, r], weight[r], g, q[b, r, n], lr1, lr2,
-                                               acc_r, w1 * q[b, r, m1], w2 * q[b, r, m2], fn)
+                                               acc_r, fn)
                 ls, acc_s = _mode_adjoint_step(a1[b, s], a2[b, s], cubic[b, s], weight[s], g, q[b, s, n], ls1, ls2,
-                                               acc_s, w1 * q[b, s, m1], w2 * q[b, s, m2], fn)
+                                               acc_s, fn)
                 grad_f[b, n] += gain[b, r] * lr + gs * ls
                 lr2, lr1, ls2, ls1 = lr1, lr, ls1, ls
             for m, acc in ((r, acc_r), (s, acc_s)):
