@@ -269,7 +269,9 @@ def test_resume_continues_exactly(tmp_path, kind):
 def test_fit_validates_data():
     method = Backprop(digital_network(6, [3]))
     with pytest.raises(ConfigurationError, match="int64 labels"):
-        fit(method, (torch.zeros(3, 6), torch.zeros(3)), progress=False)
+        fit(method, (torch.zeros(3, 6), torch.zeros(3)), loss="cross_entropy", progress=False)
+    with pytest.raises(ConfigurationError, match=r"outputs have shape \(3, 3\) but the targets y have shape \(3,\)"):
+        fit(method, (torch.zeros(3, 6), torch.zeros(3)), progress=False)  # float targets: a regression
     with pytest.raises(ConfigurationError, match="epochs >= 1"):
         fit(method, blobs(), epochs=0, progress=False)
     with pytest.raises(ConfigurationError, match="needs out_dir"):

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigurationError, InputError
+from .losses import CLASSIFICATION, Loss
 from .methods import Method
 from .models import PhysicalBlock, physical_layers
 
@@ -91,6 +92,18 @@ class ForwardForward(Method):
         self.directions = [_unit(torch.randn(b.linear.out_features, generator=directions)) for b in blocks]
         self.optimizers = {f"block{k}": torch.optim.Adam(b.linear.parameters(), lr=lr, weight_decay=weight_decay)
                            for k, b in enumerate(blocks)}
+
+    def set_loss(self, loss: Loss) -> None:
+        """Refuse any ``fit(loss=...)``: forward-forward is a classifier with its own local losses."""
+        if loss.task != CLASSIFICATION:
+            raise ConfigurationError(f"ForwardForward is a classifier: it predicts the label whose overlay gives "
+                                     f"the largest goodness, so it has no output to fit to float targets (loss "
+                                     f"{loss.name!r}); train a regression with Backprop, PhysicsAware or ZerothOrder")
+        if loss.name != "cross_entropy":
+            raise ConfigurationError(f"ForwardForward trains every block with its local contrastive loss "
+                                     f"(goodness {self.goodness_kind!r}); fit(loss={loss.name!r}) would be ignored, "
+                                     "so leave loss unset")
+        super().set_loss(loss)
 
     # ------------------------------------------------------------------ labels
     def overlay(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,10 @@
 
 Per epoch: shuffle (seeded), one :meth:`Method.train_step` per batch, evaluate
 on the training and validation sets, append a row to the history, update early
-stopping, write an atomic checkpoint and the history files. Every row carries
+stopping, write an atomic checkpoint and the history files. The loss is any
+callable ``(output, y) -> scalar`` or a built-in (:mod:`.losses`); it decides
+the task and so the metrics: accuracy for int64 labels, MSE/RMSE/MAE/R² for
+float targets of any shape ``(N, ...)``. Every row carries
 the run's cumulative cost: device calls and samples spent on training and on
 evaluation, twin evaluations, optimizer steps, parameter elements updated and
 wall time.
@@ -45,11 +48,14 @@ from ..data.record import RecordWriter
 from ..device import Device
 from ..errors import CheckpointError, ConfigurationError
 from ._checkpoint import load_checkpoint, previous_of, save_checkpoint
+from .losses import CLASSIFICATION, Loss, LossFn, resolve_loss
 from .methods import Method
 
 log = logging.getLogger("physnn.training")
 CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
+#: History keys whose smaller values are better (early stopping, ``best_epoch``); others are maximized.
+MINIMIZED = ("loss", "mse", "rmse", "mae")
 #: Cumulative cost columns of every history row.
 COST_KEYS = ("train_device_calls", "train_device_samples", "eval_device_calls", "eval_device_samples",
              "twin_calls", "twin_samples", "optimizer_steps", "parameter_updates", "time_s")
@@ -97,13 +103,14 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
         patience: int | None = None, monitor: str | None = None, restore_best: bool = False,
         eval_train: bool = True, eval_batch_size: int | None = None, progress: bool = True,
         callbacks: Sequence[Callback] = (), plot: bool = True,
-        record: str | os.PathLike[str] | None = None) -> RunResult:
+        record: str | os.PathLike[str] | None = None, loss: str | LossFn | Loss | None = None) -> RunResult:
     """Train ``method`` on ``train = (x, y)`` for ``epochs`` epochs.
 
     Args:
         method: a :class:`~physnn.training.Backprop`, :class:`~physnn.training.PhysicsAware`,
             :class:`~physnn.training.ZerothOrder` or :class:`~physnn.training.ForwardForward`.
-        train: inputs ``(N, ...)`` and integer labels ``(N,)``.
+        train: inputs ``(N, ...)`` and targets: int64 labels ``(N,)`` (classification) or floats
+            ``(N, ...)`` shaped like the model's outputs (regression).
         val: an optional evaluation set of the same form.
         epochs: total epochs (a resumed run continues up to this number).
         batch_size: samples per step; ``None`` trains full batch.
@@ -114,9 +121,10 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
         resume: continue from ``out_dir/checkpoint.pt`` when it exists; a corrupt one raises
             :class:`~physnn.errors.CheckpointError` naming the file and the way back.
         patience: stop when ``monitor`` has not improved for this many epochs.
-        monitor: history key watched by early stopping and ``best_epoch``;
-            default ``"val_accuracy"`` with a validation set, else ``"train_accuracy"``
-            (keys ending in ``loss`` are minimized, others maximized).
+        monitor: history key watched by early stopping and ``best_epoch``; default
+            ``"val_accuracy"`` / ``"train_accuracy"`` (classification) or ``"val_loss"`` /
+            ``"train_loss"`` (regression), ``val_`` with a validation set
+            (keys ending in ``loss``, ``mse``, ``rmse``, ``mae`` are minimized, others maximized).
         restore_best: load the best epoch's state into ``method`` at the end.
         eval_train: evaluate on the whole training set every epoch (costs device calls).
         eval_batch_size: chunk size of evaluation (``None``: whole sets at once).
@@ -126,28 +134,41 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
         record: a measurement record (SQLite, :mod:`physnn.data.record`) that gets every call of every
             physical layer's device, in training and evaluation (not the twins'); a resumed run appends.
             Read it with :func:`physnn.data.load_record`, replay it with :class:`physnn.devices.ReplayDevice`.
+        loss: what the supervised methods minimize: ``"cross_entropy"``, ``"mse"``, ``"l1"``, ``"huber"``
+            or any callable ``(output, y) -> scalar tensor``; ``None``: ``"cross_entropy"`` for int64
+            labels, ``"mse"`` for float targets. Regression runs report ``loss``, ``mse``, ``rmse``,
+            ``mae`` and ``r2``, never an accuracy. :class:`~physnn.training.ForwardForward` (a
+            classifier with its own local losses) refuses any loss and float targets.
 
     Returns:
         A :class:`RunResult`.
     """
     x, y = train
     _check_data("train", x, y)
+    objective = resolve_loss(loss, y)
+    objective.check_targets("train", y)
     if val is not None:
         _check_data("val", *val)
+        objective.check_targets("val", val[1])
+        if val[1].shape[1:] != y.shape[1:]:
+            raise ConfigurationError(f"fit: val targets have shape {tuple(val[1].shape)}, train targets "
+                                     f"{tuple(y.shape)}; they must agree after the first (sample) axis")
+    method.set_loss(objective)
+    classify = objective.task == CLASSIFICATION
     if epochs < 1 or (batch_size is not None and batch_size < 1) or (patience is not None and patience < 1):
         raise ConfigurationError(f"fit needs epochs >= 1, batch_size >= 1 or None, patience >= 1 or None; got "
                                  f"{epochs}, {batch_size}, {patience}")
     if resume and out_dir is None:
         raise ConfigurationError("fit(resume=True) needs out_dir=, the folder holding checkpoint.pt")
-    monitor = monitor or ("val_accuracy" if val is not None else "train_accuracy")
-    if monitor.startswith("train_accuracy") and not eval_train:
-        raise ConfigurationError("monitor 'train_accuracy' needs eval_train=True; pass val= or another monitor")
+    monitor = monitor or ("val_" if val is not None else "train_") + ("accuracy" if classify else "loss")
+    if monitor.startswith("train_") and not eval_train:
+        raise ConfigurationError(f"monitor {monitor!r} needs eval_train=True; pass val= or another monitor")
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     loop = _LoopState.fresh(method, seed)
     if resume and out is not None:
-        loop = _resumed(out / CHECKPOINT, method) or loop
+        loop = _resumed(out / CHECKPOINT, method, objective) or loop
     meters = _Meters(method)
     bar = tqdm(total=epochs, initial=min(loop.epoch, epochs), disable=None if progress else True, desc=method.name,
                unit="epoch", leave=False)
@@ -164,7 +185,8 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
             for cb in callbacks:
                 cb.on_epoch_end(loop.epoch - 1, row, method)
             bar.update(1)
-            bar.set_postfix({k: f"{row[k]:.3f}" for k in ("loss", "train_accuracy", "val_accuracy") if k in row})
+            shown = ("train_accuracy", "val_accuracy") if classify else ("train_rmse", "val_rmse")
+            bar.set_postfix({k: f"{row[k]:.4g}" for k in ("loss", *shown) if k in row})
     finally:
         bar.close()
         if writer is not None:
@@ -271,7 +293,7 @@ class _LoopState:
         if monitor not in row:
             raise ConfigurationError(f"monitor {monitor!r} is not in the history; it has {sorted(row)}")
         value = float(row[monitor])
-        sign = -1.0 if monitor.endswith("loss") else 1.0
+        sign = -1.0 if monitor.endswith(MINIMIZED) else 1.0
         if self.best_value is None or sign * value > sign * self.best_value:
             self.best_value, self.best_epoch, self.bad_epochs = value, int(row["epoch"]), 0
             if keep_state:
@@ -283,7 +305,8 @@ class _LoopState:
     # ------------------------------------------------------------- checkpoints
     def save(self, path: Path, method: Method) -> None:
         state = {
-            "format": FORMAT, "method_name": method.name, "epoch": self.epoch, "method": method.state_dict(),
+            "format": FORMAT, "method_name": method.name, "loss": method.loss.name, "epoch": self.epoch,
+            "method": method.state_dict(),
             "history": self.history, "totals": self.totals, "rng": _capture_rng(method, self.shuffle),
             "early": {"best_value": self.best_value, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
                       "best_state": self.best_state, "stopped": self.stopped},
@@ -291,12 +314,16 @@ class _LoopState:
         save_checkpoint(path, state)
 
     @classmethod
-    def load(cls, path: Path, method: Method) -> _LoopState:
+    def load(cls, path: Path, method: Method, loss: Loss) -> _LoopState:
         state = load_checkpoint(path)
         if state.get("format") != FORMAT or state.get("method_name") != method.name:
             raise CheckpointError(f"{path} is a checkpoint of {state.get('method_name')!r} (format "
                                   f"{state.get('format')}), not of {method.name!r} (format {FORMAT}); "
                                   "resume with the same method, or choose another out_dir")
+        saved_loss = state.get("loss", "cross_entropy")  # checkpoints written before fit(loss=) trained on it
+        if saved_loss != loss.name:
+            raise CheckpointError(f"{path} was trained with loss {saved_loss!r}, not {loss.name!r}; resume with "
+                                  "the same loss, or choose another out_dir")
         method.load_state_dict(state["method"])
         shuffle = torch.Generator()
         _restore_rng(state["rng"], method, shuffle)
@@ -315,13 +342,13 @@ def _recording(method: Method, writer: RecordWriter | None) -> contextlib.Abstra
     return recording(method.model, writer)
 
 
-def _resumed(path: Path, method: Method) -> _LoopState | None:
+def _resumed(path: Path, method: Method, loss: Loss) -> _LoopState | None:
     """The loop state of ``path`` (or, when a crash fell between its two renames, of the previous checkpoint)."""
     if not path.exists() and previous_of(path).exists():
         log.warning("%s is missing but %s exists (a crash between two renames); resuming from it",
                     path, previous_of(path))
         path = previous_of(path)
-    return _LoopState.load(path, method) if path.exists() else None
+    return _LoopState.load(path, method, loss) if path.exists() else None
 
 
 def _capture_rng(method: Method, shuffle: torch.Generator) -> dict[str, Any]:
@@ -366,9 +393,9 @@ def _check_data(name: str, x: Any, y: Any) -> None:
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise ConfigurationError(f"fit: {name} must be a pair of tensors (x, y), got "
                                  f"({type(x).__name__}, {type(y).__name__})")
-    if y.dim() != 1 or y.dtype != torch.long or len(x) != len(y) or len(y) == 0:
-        raise ConfigurationError(f"fit: {name} needs x of shape (N, ...) and int64 labels y of shape (N,), "
-                                 f"N > 0; got x {tuple(x.shape)}, y {tuple(y.shape)} {y.dtype}")
+    if y.dim() < 1 or len(x) != len(y) or len(y) == 0:
+        raise ConfigurationError(f"fit: {name} needs x of shape (N, ...) and targets y of shape (N,) (int64 labels) "
+                                 f"or (N, ...) (floats), N > 0; got x {tuple(x.shape)}, y {tuple(y.shape)} {y.dtype}")
     if not bool(torch.isfinite(x).all()):
         raise ConfigurationError(f"fit: {name} inputs hold NaN or Inf")
     if math.prod(x.shape) == 0:

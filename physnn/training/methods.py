@@ -17,7 +17,9 @@ method                 route             gradients across a device come from
 =====================  ================  ===============================================
 
 :class:`~physnn.training.ForwardForward` (no gradients across devices at all)
-follows the same interface.
+follows the same interface. The supervised methods minimize the method's
+:attr:`Method.loss` (cross-entropy unless ``fit(loss=...)`` sets another, see
+:mod:`physnn.training.losses`), for classification or regression alike.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..device import Device
 from ..errors import ConfigurationError, GradientRouteError
+from .losses import CLASSIFICATION, CROSS_ENTROPY, Loss, RegressionSums
 from .models import physical_layers
 
 
@@ -45,8 +47,11 @@ class Method:
     """
 
     name = "method"
-    #: True when :meth:`scores` are logits, so a cross-entropy loss is reported on evaluation sets.
+    #: True when :meth:`scores` are the outputs the loss applies to (logits, regression outputs), so
+    #: evaluation reports the loss; False for methods whose scores are something else (goodness).
     scores_are_logits = True
+    #: What :meth:`train_step` minimizes and :meth:`evaluate` reports; :func:`~physnn.training.fit` sets it.
+    loss: Loss = CROSS_ENTROPY
     model: nn.Module
     optimizers: dict[str, torch.optim.Optimizer]
 
@@ -55,26 +60,40 @@ class Method:
         self.updates = 0
 
     # --------------------------------------------------------------- interface
+    def set_loss(self, loss: Loss) -> None:
+        """Train and evaluate with ``loss`` (called by :func:`~physnn.training.fit`)."""
+        self.loss = loss
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """One step on a batch ``x`` (B, ...) with labels ``y`` (B,); returns metrics (e.g. ``loss``)."""
+        """One step on a batch ``x`` (B, ...) with targets ``y`` (labels (B,) or floats (B, ...));
+        returns metrics (e.g. ``loss``)."""
         raise NotImplementedError
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores ``(B, C)`` on the device (argmax = prediction); no gradients."""
+        """The model's outputs on the device, no gradients: class scores ``(B, C)`` (argmax = prediction)
+        or regression outputs ``(B, ...)``."""
         raise NotImplementedError
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int | None = None) -> dict[str, float]:
-        """``accuracy`` (fraction correct) on a whole set, and ``loss`` (mean cross-entropy) where the
-        scores are logits; evaluated in chunks of ``batch_size`` samples (all at once when ``None``)."""
+        """Metrics of a whole set, evaluated in chunks of ``batch_size`` samples (all at once when ``None``).
+
+        Classification: ``accuracy`` (fraction correct) and, where the scores are logits, ``loss``.
+        Regression: ``loss``, ``mse``, ``rmse``, ``mae`` and ``r2`` (:class:`~physnn.training.losses.RegressionSums`).
+        ``loss`` is the chunk losses weighted by chunk size (exact for losses that are batch means).
+        """
         size = len(y) if batch_size is None else int(batch_size)
-        correct, loss = 0, 0.0
+        classify = self.loss.task == CLASSIFICATION
+        correct, loss, sums = 0, 0.0, RegressionSums()
         with torch.no_grad():
             for start in range(0, len(y), size):
                 s, t = self.scores(x[start:start + size]), y[start:start + size]
-                correct += int((s.argmax(1) == t).sum())
                 if self.scores_are_logits:
-                    loss += float(F.cross_entropy(s, t, reduction="sum"))
-        metrics = {"accuracy": correct / len(y)}
+                    loss += float(self.loss(s, t)) * len(t)
+                if classify:
+                    correct += int((s.argmax(1) == t).sum())
+                else:
+                    sums.add(s, t)
+        metrics = {"accuracy": correct / len(y)} if classify else sums.metrics()
         if self.scores_are_logits:
             metrics["loss"] = loss / len(y)
         return metrics
@@ -116,7 +135,7 @@ class Method:
 
 
 class _Supervised(Method):
-    """Cross-entropy on the model's logits, one Adam step per batch, physical layers on ``route``."""
+    """:attr:`Method.loss` of the model's outputs, one Adam step per batch, physical layers on ``route``."""
 
     route = "autograd"
 
@@ -141,8 +160,7 @@ class _Supervised(Method):
         optimizer.zero_grad()
         self.model.train()
         with self._training_context():
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, y)
+            loss = self.loss(self.model(x), y)
             loss.backward()
         self._step(optimizer)
         return {"loss": float(loss.detach())}
