@@ -51,8 +51,8 @@ from physnn.data import load_mnist
 from physnn.devices.quantum import DataReUploadingLinear, FlippedQuanv2d
 from physnn.training.creep import Swap, run_creep
 
-#: The authors' logs (scripts/results of their repository, PyTorch): mean test accuracy (percent) of 5 runs
-#: after each of these epochs, per level (0, 1, 2). Epoch 50 is the paper's table.
+#: The authors' PyTorch logs (scripts/results of their repository): mean test accuracy (percent) of 5 runs
+#: after each of these epochs, per level (0, 1, 2); batch 200, lr 5e-4. Epoch 50 is the paper's table.
 AUTHORS_BY_EPOCH = {
     "mnist": {1: (91.55, 90.05, 93.76), 2: (91.92, 90.83, 95.27), 3: (92.00, 92.16, 95.71),
               4: (92.25, 92.17, 95.63), 5: (92.19, 92.01, 96.07), 10: (92.36, 92.32, 95.89),
@@ -61,11 +61,30 @@ AUTHORS_BY_EPOCH = {
                       4: (83.74, 83.69, 83.90), 5: (83.83, 83.90, 84.67), 10: (83.96, 83.89, 85.20),
                       15: (83.97, 83.87, 85.95), 20: (83.87, 83.97, 86.12), 50: (83.62, 83.41, 86.57)},
 }
-PAPER = {kind: dict(enumerate(by_epoch[50])) for kind, by_epoch in AUTHORS_BY_EPOCH.items()}
+#: The authors' JAX logs (real parameters, every block unitary; notebooks/eqx/*.json of
+#: github.com/peiyong-addwater/Let-The-Quantum-Creep-In at 8feb80b, 5 runs per level): mean test accuracy
+#: (percent) after each of these epochs, per level (0, 1, 2); batch 1000, lr 5e-3. Epoch 100 is their final figure.
+AUTHORS_JAX_BY_EPOCH = {
+    "mnist": {1: (90.28, 82.91, 16.30), 2: (91.61, 88.88, 30.18), 3: (91.57, 90.23, 48.82),
+              4: (91.76, 90.79, 64.21), 5: (91.97, 91.24, 76.29), 6: (92.01, 91.30, 84.03),
+              8: (92.10, 91.61, 90.35), 10: (92.06, 91.81, 91.93), 15: (92.06, 92.17, 92.45),
+              20: (92.10, 92.29, 92.93), 50: (92.07, 92.25, 93.92), 100: (92.07, 92.25, 94.54)},
+    "fashion-mnist": {1: (81.94, 75.19, 16.24), 2: (83.03, 78.67, 36.22), 3: (83.54, 80.21, 52.71),
+                      4: (83.55, 80.74, 64.29), 5: (83.49, 80.15, 73.16), 6: (83.49, 81.84, 76.00),
+                      8: (83.48, 82.45, 77.30), 10: (83.66, 82.89, 77.40), 15: (83.48, 83.68, 78.16),
+                      20: (83.66, 83.78, 78.54), 50: (83.65, 83.94, 79.75), 100: (83.72, 83.70, 80.54)},
+}
+#: Per --weights: the model's label, the authors' protocol (batch, lr, full epochs) and their logs.
+MODELS = {
+    "real": {"label": "unitary (physical; authors' JAX model)", "batch": 1000, "lr": 5e-3, "full_epochs": 100,
+             "logs": AUTHORS_JAX_BY_EPOCH},
+    "complex": {"label": "non-unitary (paper's PyTorch model)", "batch": 200, "lr": 5e-4, "full_epochs": 50,
+                "logs": AUTHORS_BY_EPOCH},
+}
 PROTOCOLS = {
-    # epochs, seeds, training images (None: all 60,000), test images (None: all 10,000)
+    # epochs (None: the model's full protocol), seeds, training images (None: all 60,000), test images (None: 10,000)
     "short": {"epochs": 5, "seeds": 1, "train": None, "test": None},
-    "full": {"epochs": 50, "seeds": 5, "train": None, "test": None},
+    "full": {"epochs": None, "seeds": 5, "train": None, "test": None},
 }
 
 
@@ -106,47 +125,50 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="short",
-                        help="short: 5 epochs, 1 seed; full: the paper's 50 epochs, 5 seeds (all images in both)")
-    parser.add_argument("--datasets", nargs="+", choices=sorted(PAPER), default=["mnist", "fashion-mnist"],
+                        help="short: 5 epochs, 1 seed; full: the authors' (100 epochs for real weights, 50 for "
+                             "complex), 5 seeds; all images in both")
+    parser.add_argument("--datasets", nargs="+", choices=sorted(AUTHORS_BY_EPOCH), default=["mnist", "fashion-mnist"],
                         help="datasets to run")
     parser.add_argument("--levels", nargs="+", type=int, default=[0, 1, 2], help="creep levels to train")
-    parser.add_argument("--weights", choices=["complex", "real"], default="complex",
-                        help="complex: the authors' PyTorch model (non-unitary, reproduces the paper); "
-                             "real: exactly unitary quantum layers")
+    parser.add_argument("--weights", choices=sorted(MODELS), default="real",
+                        help="real: exactly unitary quantum layers (physical), the authors' JAX protocol "
+                             "(batch 1000, lr 5e-3); complex: " + MODELS["complex"]["label"] + ", the paper's "
+                             "PyTorch protocol (batch 200, lr 5e-4)")
     parser.add_argument("--epochs", type=int, help="override the protocol's epochs")
     parser.add_argument("--seeds", type=int, help="override the protocol's number of seeds (0, 1, ...)")
     parser.add_argument("--train-size", type=int, help="override the protocol's training images")
     parser.add_argument("--test-size", type=int, help="override the protocol's test images")
     parser.add_argument("--data-dir", default=None, help="folder holding mnist/ and fashion-mnist/ "
                                                          "(None: $PHYSNN_DATA)")
-    parser.add_argument("--out", default="creep-images", help="folder for creep.csv, creep.md and creep.png")
+    parser.add_argument("--out", default="creep-images",
+                        help="folder for creep.csv, creep.json, creep.md and creep.png (under <weights>/<dataset>)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's default)")
     parser.add_argument("--device", type=torch_device, default="cpu", help="torch device of models, data: cpu or cuda")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    spec = MODELS[args.weights]
     p = dict(PROTOCOLS[args.protocol])
     overrides = {key: value for key, value in (("epochs", args.epochs), ("seeds", args.seeds),
                                                ("train", args.train_size), ("test", args.test_size))
                  if value is not None}
     p.update(overrides)
-    complex_weights = args.weights == "complex"
-    print(f"protocol {args.protocol}{f' with overrides {overrides}' if overrides else ''}: {p}, {args.weights} "
-          f"quantum weights" + (" (the authors' model: not unitary)" if complex_weights else ""))
+    p["epochs"] = p["epochs"] or spec["full_epochs"]
+    print(f"{spec['label']}: protocol {args.protocol}{f' with overrides {overrides}' if overrides else ''}: {p}, "
+          f"batch {spec['batch']}, lr {spec['lr']}")
     for kind in args.datasets:
         start = time.perf_counter()
         train, test = (tuple(t.to(args.device) for t in images(kind, split, args.data_dir, p[split]))
                        for split in ("train", "test"))
-        out = Path(args.out) / kind
-        run_creep(functools.partial(base_model, device=args.device), swap_plan(complex_weights=complex_weights),
-                  train, test, epochs=p["epochs"], batch_size=200, lr=5e-4, seeds=list(range(p["seeds"])),
-                  levels=args.levels, out_dir=out, reference=PAPER[kind])
-        same_epoch = AUTHORS_BY_EPOCH[kind].get(p["epochs"])
-        if same_epoch is not None and p["epochs"] != 50:
-            levels = ", ".join(f"level {k} {a:.2f} %" for k, a in enumerate(same_epoch))
-            with open(out / "creep.md", "a") as f:
-                f.write(f"\nReference: the paper (50 epochs, mean of 5 runs). The authors' logs after {p['epochs']} "
-                        f"epochs (mean of 5 runs): {levels}.\n")
+        out = Path(args.out) / args.weights / kind
+        logs = spec["logs"][kind]
+        references = {f"authors, {spec['full_epochs']} epochs": dict(enumerate(logs[spec["full_epochs"]]))}
+        if p["epochs"] in logs and p["epochs"] != spec["full_epochs"]:
+            references[f"authors after {p['epochs']} epochs"] = dict(enumerate(logs[p["epochs"]]))
+        run_creep(functools.partial(base_model, device=args.device),
+                  swap_plan(complex_weights=args.weights == "complex"), train, test, epochs=p["epochs"],
+                  batch_size=spec["batch"], lr=spec["lr"], seeds=list(range(p["seeds"])), levels=args.levels,
+                  out_dir=out, model=spec["label"], references=references)
         print(f"{kind}: {time.perf_counter() - start:.0f} s in all\n" + (out / "creep.md").read_text())
 
 

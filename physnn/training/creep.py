@@ -13,13 +13,15 @@ quantum component adds. Here that is three calls:
 * :func:`run_creep`: trains and evaluates every level for every seed with
   :func:`physnn.training.fit` and :class:`~physnn.training.Backprop` (same
   epochs, batch size, learning rate and seeds), and writes ``creep.csv``,
-  ``creep.md`` and ``creep.png``.
+  ``creep.json``, ``creep.md`` and ``creep.png``, each naming the model
+  (``model=``, e.g. whether its quantum layers are unitary) on every row.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import json
 import os
 import statistics
 import time
@@ -59,6 +61,7 @@ class LevelResult:
     level: int
     name: str
     parameters: int
+    model: str = ""
     accuracies: list[float] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
 
@@ -72,7 +75,7 @@ class LevelResult:
 
     def row(self) -> dict[str, Any]:
         """A flat record for the CSV and Markdown tables (accuracies in percent)."""
-        return {"level": self.level, "name": self.name, "parameters": self.parameters,
+        return {"model": self.model, "level": self.level, "name": self.name, "parameters": self.parameters,
                 "accuracy_mean": round(100 * self.mean, 2), "accuracy_std": round(100 * self.std, 2),
                 "runs": len(self.accuracies),
                 "accuracies": " ".join(f"{100 * a:.2f}" for a in self.accuracies),
@@ -122,7 +125,8 @@ def run_creep(base: nn.Module | Callable[[], nn.Module], plan: Sequence[Swap],
               train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], *,
               epochs: int, batch_size: int, lr: float, seeds: Sequence[int] = (0,),
               levels: Sequence[int] | None = None, out_dir: str | os.PathLike[str] | None = None,
-              eval_batch_size: int = 500, progress: bool = False, reference: Mapping[int, float] | None = None,
+              eval_batch_size: int = 500, progress: bool = False, model: str = "",
+              references: Mapping[str, Mapping[int, float]] | None = None,
               log: Callable[[str], None] | None = print) -> list[LevelResult]:
     """Train and evaluate every level of the ladder under the same budget and seeds.
 
@@ -135,11 +139,13 @@ def run_creep(base: nn.Module | Callable[[], nn.Module], plan: Sequence[Swap],
         levels: which levels to run (default all).
         out_dir: where each run's history and checkpoint go (``level{k}/seed{s}``;
             an interrupted ladder resumes from them) and the tables and plot
-            (``creep.csv``, ``creep.md``, ``creep.png``); ``None`` writes nothing.
+            (``creep.csv``, ``creep.json``, ``creep.md``, ``creep.png``); ``None`` writes nothing.
         eval_batch_size: evaluation chunk size (bounds memory of large quantum layers).
         progress: show per-run progress bars.
-        reference: level -> accuracy in percent (e.g. a paper's numbers) for the tables and plot
-            (:func:`write_tables`).
+        model: what model the ladder is (e.g. ``"non-unitary (paper's PyTorch model)"``), written on
+            every row, in the table's heading and the plot's title.
+        references: column name -> (level -> accuracy in percent), e.g. a paper's numbers, for the
+            tables and plot (:func:`write_tables`).
         log: called with one line per finished run (``None``: silent).
 
     Returns:
@@ -153,13 +159,13 @@ def run_creep(base: nn.Module | Callable[[], nn.Module], plan: Sequence[Swap],
     results = []
     for level in levels:
         name = "classical" if level == 0 else plan[level - 1].name
-        result = LevelResult(level, name, parameters=0)
+        result = LevelResult(level, name, parameters=0, model=model)
         for seed in seeds:
-            model = build_level(base, plan, level, seed)
-            result.parameters = count_parameters(model)
+            net = build_level(base, plan, level, seed)
+            result.parameters = count_parameters(net)
             run_dir = out / f"level{level}" / f"seed{seed}" if out is not None else None
             start = time.perf_counter()
-            run = fit(Backprop(model, lr=lr), train, val=test, epochs=epochs, batch_size=batch_size, seed=seed,
+            run = fit(Backprop(net, lr=lr), train, val=test, epochs=epochs, batch_size=batch_size, seed=seed,
                       out_dir=run_dir, resume=run_dir is not None, eval_train=False,
                       eval_batch_size=eval_batch_size, progress=progress, plot=False)
             elapsed = time.perf_counter() - start
@@ -168,51 +174,62 @@ def run_creep(base: nn.Module | Callable[[], nn.Module], plan: Sequence[Swap],
             result.accuracies.append(float(run.history[-1]["val_accuracy"]))
             result.train_seconds.append(seconds)
             if log is not None:
-                log(f"level {level} ({name}) seed {seed}: test accuracy {100 * result.accuracies[-1]:.2f} % "
+                prefix = f"{model}: " if model else ""
+                log(f"{prefix}level {level} ({name}) seed {seed}: test accuracy {100 * result.accuracies[-1]:.2f} % "
                     f"in {seconds:.0f} s")
         results.append(result)
         if out is not None:
-            write_tables(results, out, reference)
+            write_tables(results, out, references)
     return results
 
 
 def write_tables(results: Sequence[LevelResult], out_dir: str | os.PathLike[str],
-                 reference: Mapping[int, float] | None = None) -> list[Path]:
-    """Write ``creep.csv``, ``creep.md`` and ``creep.png`` (accuracy +- std per level) into ``out_dir``.
+                 references: Mapping[str, Mapping[int, float]] | None = None) -> list[Path]:
+    """Write ``creep.csv``, ``creep.json``, ``creep.md`` and ``creep.png`` (accuracy +- std per level).
 
-    ``reference`` (level -> accuracy in percent, e.g. a paper's numbers) adds a column and a line to the plot.
+    Every row, the table's heading and the plot's title name each result's ``model``.
+    ``references`` (column name -> level -> accuracy in percent, e.g. a paper's numbers) add
+    columns and dashed lines to the plot.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [r.row() | ({"reference": f"{reference[r.level]:.2f}" if r.level in reference else ""} if reference else {})
+    results = sorted(results, key=lambda r: r.level)
+    references = dict(references or {})
+    rows = [r.row() | {name: (f"{ref[r.level]:.2f}" if r.level in ref else "") for name, ref in references.items()}
             for r in results]
     with open(out / "creep.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| level | layers | parameters | test accuracy (%) | runs | train time per run (s) |"
-             + (" reference (%) |" if reference else ""),
-             "|---|---|---|---|---|---|" + ("---|" if reference else "")]
+    (out / "creep.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+    extra = "".join(f" {name} (%) |" for name in references)
+    lines = [f"Model: {m}\n" for m in dict.fromkeys(r.model for r in results) if m]
+    lines += ["| model | level | layers | parameters | test accuracy (%) | runs | train time per run (s) |" + extra,
+              "|---|---|---|---|---|---|---|" + "---|" * len(references)]
     for r in rows:
-        lines.append(f"| {r['level']} | {r['name']} | {r['parameters']:,} | {r['accuracy_mean']:.2f} +- "
+        lines.append(f"| {r['model']} | {r['level']} | {r['name']} | {r['parameters']:,} | {r['accuracy_mean']:.2f} +- "
                      f"{r['accuracy_std']:.2f} | {r['runs']} | {r['train_seconds_mean']:.0f} |"
-                     + (f" {r['reference']} |" if reference else ""))
+                     + "".join(f" {r[name]} |" for name in references))
     (out / "creep.md").write_text("\n".join(lines) + "\n")
-    return [out / "creep.csv", out / "creep.md", _plot(results, out / "creep.png", reference)]
+    return [out / "creep.csv", out / "creep.json", out / "creep.md", _plot(results, out / "creep.png", references)]
 
 
-def _plot(results: Sequence[LevelResult], path: Path, reference: Mapping[int, float] | None) -> Path:
+def _plot(results: Sequence[LevelResult], path: Path, references: Mapping[str, Mapping[int, float]]) -> Path:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
     levels = [r.level for r in results]
     ax.errorbar(levels, [100 * r.mean for r in results], yerr=[100 * r.std for r in results], marker="o",
                 capsize=4, label="physnn")
-    if reference:
-        ax.plot(sorted(reference), [reference[k] for k in sorted(reference)], "s--", label="reference")
-        ax.legend()
+    for name, ref in references.items():
+        ax.plot(sorted(ref), [ref[k] for k in sorted(ref)], "s--", label=name)
+    if references:
+        ax.legend(fontsize=7)
     ax.set_xticks(levels, [f"{r.level}\n{r.name}" for r in results], fontsize=7)
     ax.set_xlabel("replacement level")
     ax.set_ylabel("test accuracy (%)")
+    models = " / ".join(m for m in dict.fromkeys(r.model for r in results) if m)
+    if models:
+        ax.set_title(models, fontsize=9)
     return _save(plt, fig, path)
 
 
