@@ -162,9 +162,11 @@ def load_exact(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> 
     if len(saved) == 1 and any(current[k].dtype != state[k].dtype for k in state if state[k].is_floating_point()):
         module.to(saved.pop())
         current = module.state_dict()
-    wrong = [f"{k} ({current[k].dtype} vs saved {v.dtype})" for k, v in state.items() if current[k].dtype != v.dtype]
+    wrong = [f"{k} {tuple(current[k].shape)} {current[k].dtype} vs saved {tuple(v.shape)} {v.dtype}"
+             for k, v in state.items() if current[k].dtype != v.dtype or current[k].shape != v.shape]
     if wrong:
-        raise ModelFileError(f"{what}: {type(module).__name__} holds other dtypes than saved: {wrong[:8]}")
+        raise ModelFileError(f"{what} does not fit {type(module).__name__}, whose tensors differ in shape or dtype: "
+                             f"{wrong[:8]}")
     module.load_state_dict(state, strict=True)
 
 
