@@ -19,20 +19,28 @@ batch, 200 epochs. Every network is 2 blocks ``linear(cat(cavity(|h|/||h||), h))
 * zeroth-order (SPSA, 8 perturbations) on the cavity,
 * a purely digital network (20 -> 20 -> 7, ReLU; no cavity),
 
-and plain backprop is refused (the cavity is a black box). Test accuracy is
-the final epoch's, on the cavity. Comparison point: an extreme learning machine
-on the same cavity reached 91.4 % (arXiv 2304.08380).
+and plain backprop is refused (the cavity is a black box). With ``--baselines``
+(the default) the same splits also get what the physics must beat
+(``physnn.training.baselines``): logistic regression on the raw 20 inputs, an
+MLP with the supervised networks' 1,107 trainable parameters, and the
+random-map ablation (each cavity replaced by a fixed random linear map of the
+same shapes and output statistics, everything digital kept), trained by
+forward-forward and by backprop. Test accuracy is the final epoch's, on the
+cavity; mean ± sample std over seeds.
 
     python examples/phyll_vowels.py                      # 10 seeds, all methods (~1.5 h on 2 busy cores)
     python examples/phyll_vowels.py --first-seed 6 --seeds 4 --out part2   # a range of seeds (run ranges in parallel)
     python examples/phyll_vowels.py --seeds 1 --epochs 20 --methods forward-forward   # a quick look (~2 min)
+    python examples/phyll_vowels.py --methods --baselines   # the baselines alone, 10 seeds (~2 min)
 
 What to expect (test accuracy on the cavity, final epoch). Default, 10 seeds
 (docs/training.md; 57 + 34 min as two parallel seed ranges on 2 busy cores):
 forward-forward 96.7 +- 2.4 %, physics-aware 96.9 +- 2.6 %, backprop in silico
 96.9 +- 2.6 %, zeroth-order 96.7 +- 2.4 %, digital 95.6 +- 2.7 %. Quick look,
 seed 0: forward-forward 92.3 % after 20 epochs; 36 s of training, 116 s in all
-(18 s CPU; measured on a busy 2-core machine, load ~10).
+(18 s CPU; measured on a busy 2-core machine, load ~10). The baselines on the
+same 10 splits: see docs/training.md (logistic regression on the raw inputs
+matches or beats every physical method here).
 
 Writes ``results.md`` (the table), ``results.json`` (every run) and per-method
 curves under ``--out``.
@@ -62,11 +70,20 @@ from physnn.training import (
     digital_network,
     fit,
     fit_twin,
+    logistic_regression,
+    matched_mlp,
     physical_network,
     plot_comparison,
+    random_map_ablation,
+    results_table,
+    summarize,
+    trained_parameters,
 )
 
 METHODS = ("forward-forward", "physics-aware", "backprop-in-silico", "zeroth-order", "digital", "backprop")
+#: What the physics must beat, on the same splits (``--baselines``).
+BASELINES = ("logistic-regression", "matched-mlp", "random-map-forward-forward", "random-map-backprop")
+SUPERVISED_PARAMETERS = 1107  # 2 blocks, 40 -> 20 and 40 -> 7: the matched MLP's budget
 CLASSES = 7
 
 
@@ -100,7 +117,18 @@ def run_method(name: str, cavity, data, seed: int, epochs: int, out: Path, *, pl
     (x_tr, y_tr), (x_te, y_te) = data
     twin_cost = {"device_calls": 0, "device_samples": 0}
     extra: dict = {}
-    if name == "forward-forward":
+    if name == "logistic-regression":
+        return {"method": name, "seed": seed, **logistic_regression(x_tr, y_tr, x_te, y_te)}
+    if name == "matched-mlp":
+        method = Backprop(matched_mlp(SUPERVISED_PARAMETERS, 20, CLASSES, seed=seed).to(device), lr=1e-2)
+    elif name == "random-map-forward-forward":
+        method = ForwardForward(random_map_ablation(physical_network([cavity, cavity], [20, 20], seed=seed),
+                                                    seed=seed).to(device),
+                                n_classes=CLASSES, theta=4.0, inner_steps=10, lr=5e-4, seed=seed)
+    elif name == "random-map-backprop":
+        method = Backprop(random_map_ablation(physical_network([cavity, cavity], [20, CLASSES], seed=seed),
+                                              seed=seed).to(device), lr=1e-2)
+    elif name == "forward-forward":
         method = ForwardForward(physical_network([cavity, cavity], [20, 20], seed=seed).to(device),
                                 n_classes=CLASSES, theta=4.0, inner_steps=10, lr=5e-4, seed=seed)
     elif name == "digital":
@@ -124,7 +152,7 @@ def run_method(name: str, cavity, data, seed: int, epochs: int, out: Path, *, pl
     result = fit(method, (x_tr, y_tr), val=(x_te, y_te), epochs=epochs, seed=seed, progress=False,
                  out_dir=out / f"{name}-seed{seed}", plot=plot)
     acc = result.accounting
-    params = sum(p.numel() for p in method.model.parameters() if p.requires_grad)
+    params = trained_parameters(method)
     return {"method": name, "seed": seed, "test_accuracy": result.final("val_accuracy"),
             "train_accuracy": result.final("train_accuracy"), "parameters": params,
             "train_device_calls": acc["train_device_calls"] + twin_cost["device_calls"],
@@ -135,23 +163,20 @@ def run_method(name: str, cavity, data, seed: int, epochs: int, out: Path, *, pl
 
 
 def table(runs: list[dict]) -> str:
-    lines = ["| method | test accuracy (mean +- std) | seeds | device calls (training) | device samples "
-             "(training) | digital parameter updates | trainable parameters | wall time per run [s] |",
-             "|---|---|---|---|---|---|---|---|"]
+    """Test accuracy (mean ± sample std) of every method and baseline, then the physical methods' costs."""
+    refused = [r for r in runs if "error" in r]
+    text = results_table(summarize(runs, by="method"), by="method")
+    text += "".join(f"| {r['method']} | refused: {r['error']} | - |\n" for r in refused[:1])
+    lines = ["", "| method | device calls (training) | device samples (training) | digital parameter updates | "
+             "wall time per run [s] |", "|---|---|---|---|---|"]
     for name in METHODS:
-        rows = [r for r in runs if r["method"] == name]
-        if not rows:
-            continue
-        if "error" in rows[0]:
-            lines.append(f"| {name} | refused: {rows[0]['error']} | - | - | - | - | - | - |")
-            continue
-        acc = 100 * np.array([r["test_accuracy"] for r in rows])
-        mean = {k: np.mean([r[k] for r in rows]) for k in ("train_device_calls", "train_device_samples",
-                                                             "parameter_updates", "time_s")}
-        lines.append(f"| {name} | {acc.mean():.1f} +- {acc.std():.1f} % | {len(rows)} | "
-                     f"{mean['train_device_calls']:,.0f} | {mean['train_device_samples']:,.0f} | "
-                     f"{mean['parameter_updates']:,.0f} | {rows[0]['parameters']} | {mean['time_s']:.1f} |")
-    return "\n".join(lines) + "\n"
+        rows = [r for r in runs if r["method"] == name and "error" not in r]
+        if rows:
+            mean = {k: np.mean([r[k] for r in rows]) for k in ("train_device_calls", "train_device_samples",
+                                                                 "parameter_updates", "time_s")}
+            lines.append(f"| {name} | {mean['train_device_calls']:,.0f} | {mean['train_device_samples']:,.0f} | "
+                         f"{mean['parameter_updates']:,.0f} | {mean['time_s']:.1f} |")
+    return text + ("\n".join(lines) + "\n" if len(lines) > 3 else "")
 
 
 def main() -> None:
@@ -162,7 +187,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10, help="number of seeds (random 80/20 splits)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed")
     parser.add_argument("--epochs", type=int, default=200, help="full-batch epochs of every method")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="methods to run")
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS, help="methods to run")
+    parser.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run " + ", ".join(BASELINES) + " on the same splits")
     parser.add_argument("--out", default="phyll-vowels", help="folder for results.md/.json and test_accuracy.png")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", type=torch_device, default="cpu",
@@ -177,13 +204,14 @@ def main() -> None:
           f"{cavity.holdout_report['nrmse']:.3f}")
     x, y = (t.to(args.device) for t in vowel_data(args.data_dir))
     runs = []
+    names = list(args.methods) + (list(BASELINES) if args.baselines else [])
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         tr, te = (idx.to(args.device) for idx in split(len(y), seed))
-        for name in args.methods:
+        for name in names:
             run = run_method(name, cavity, ((x[tr], y[tr]), (x[te], y[te])), seed, args.epochs, out,
                              plot=seed == args.first_seed, device=args.device)
             runs.append(run)
-            shown = run.get("error") or f"test {100 * run['test_accuracy']:.1f} %  ({run['time_s']:.0f} s)"
+            shown = run.get("error") or f"test {100 * run['test_accuracy']:.1f} %  ({run.get('time_s', 0):.0f} s)"
             print(f"seed {seed}  {name:20s} {shown}", flush=True)
         (out / "results.json").write_text(json.dumps(runs))
     text = table(runs)

@@ -19,6 +19,7 @@ from physnn.training.baselines import (
     results_table,
     ridge,
     summarize,
+    trained_parameters,
 )
 from physnn.training.models import physical_layers
 
@@ -140,6 +141,9 @@ def test_ablation_of_a_bare_layer_and_under_forward_forward():
     x = torch.nn.functional.pad(x[:, 3:].abs(), (3, 0))  # room for the label
     run = fit(ForwardForward(net, n_classes=3, seed=0), (x, y), epochs=1, progress=False, plot=False)
     assert 0.0 <= run.final("train_accuracy") <= 1.0
+    model = physical_network([ReferenceDevice(8)], [3], seed=0)  # 8 gains, 8 biases, 16 * 3 + 3 linear
+    assert trained_parameters(ForwardForward(model, n_classes=3)) == 51  # the controls are not trained
+    assert trained_parameters(Backprop(model)) == count_parameters(model) == 67
     with pytest.raises(ConfigurationError, match="holds no PhysicalLayer"):
         random_map_ablation(torch.nn.Linear(2, 2))
 

@@ -29,6 +29,7 @@ from .baselines import (
     results_table,
     ridge,
     summarize,
+    trained_parameters,
 )
 from .creep import LevelResult, Swap, build_level, count_parameters, ladder, run_creep, write_tables
 from .forward_forward import ForwardForward
@@ -43,4 +44,5 @@ __all__ = ["Backprop", "CalibratedTwin", "Callback", "Drive", "ForwardForward", 
            "build_level", "count_parameters", "digital_network", "fit", "fit_twin", "ladder", "load_checkpoint",
            "network_drives", "physical_network", "RandomMap", "digital_baselines", "logistic_regression",
            "matched_mlp", "random_map_ablation", "results_table", "ridge", "summarize",
+           "trained_parameters",
            "plot_comparison", "plot_history", "run_creep", "write_tables"]

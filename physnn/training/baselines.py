@@ -33,7 +33,7 @@ from ..errors import ConfigurationError
 from ..layer import PhysicalLayer
 from .creep import count_parameters
 from .loop import fit
-from .methods import Backprop
+from .methods import Backprop, Method
 from .models import digital_network, physical_layers
 
 # ------------------------------------------------------------------ linear models on the raw inputs
@@ -134,6 +134,13 @@ def ridge(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_
 
 
 # ------------------------------------------------------------------ a parameter-matched MLP
+
+
+def trained_parameters(method: Method) -> int:
+    """Parameter elements ``method``'s optimizers update (e.g. forward-forward trains only the linear maps,
+    not the devices' controls): the budget a matched MLP gets."""
+    unique = {id(p): p for opt in method.optimizers.values() for group in opt.param_groups for p in group["params"]}
+    return sum(p.numel() for p in unique.values())
 
 
 def matched_mlp(n_params: int, in_dim: int, out_dim: int, *, seed: int = 0, tolerance: float = 0.05) -> nn.Sequential:
