@@ -65,6 +65,9 @@ class Loss:
                                          f"but the targets y have shape {tuple(y.shape)}; regression needs the same "
                                          "shape (B, ...) for both")
             return
+        if y.dtype != torch.long or y.dim() != 1:
+            raise ConfigurationError(f"loss {self.name!r} is a classification loss and needs int64 labels (B,), got "
+                                     f"{y.dtype} {tuple(y.shape)} (fit(loss='mse', ...) trains on float targets)")
         if output.dim() != 2 or output.shape[0] != y.shape[0]:
             raise ConfigurationError(f"loss {self.name!r}: classification needs outputs (B, C) for labels (B,), "
                                      f"got outputs {tuple(output.shape)} for labels {tuple(y.shape)}")

@@ -19,18 +19,20 @@ def _pyplot():
 
 def plot_history(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *,
                  title: str | None = None) -> Path:
-    """Loss (left) and accuracy in % (right) per epoch of one run; returns ``path``."""
+    """Loss (left) and accuracy in % (right; RMSE for a regression) per epoch of one run; returns ``path``."""
     plt = _pyplot()
     epochs = [row["epoch"] for row in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
     for key in ("loss", "train_loss", "val_loss"):
         if any(key in row for row in history):
             ax_loss.plot(epochs, [row.get(key, float("nan")) for row in history], label=key)
-    for key in ("train_accuracy", "val_accuracy"):
+    regression = not any(k.endswith("accuracy") for row in history for k in row)
+    metric, scale = ("rmse", 1) if regression else ("accuracy", 100)
+    for key in (f"train_{metric}", f"val_{metric}"):
         if any(key in row for row in history):
-            ax_acc.plot(epochs, [100 * row.get(key, float("nan")) for row in history], label=key)
+            ax_acc.plot(epochs, [scale * row.get(key, float("nan")) for row in history], label=key)
     ax_loss.set(xlabel="epoch", ylabel="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
+    ax_acc.set(xlabel="epoch", ylabel="RMSE" if regression else "accuracy (%)")
     for ax in (ax_loss, ax_acc):
         if ax.lines:
             ax.legend(fontsize=8)
