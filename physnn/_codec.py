@@ -43,7 +43,7 @@ _HEADER = re.compile(rb"physnn-model (\d+) sha256=([0-9a-f]{64})\n")
 CHECKPOINT_MAGIC = b"physnn-checkpoint "
 
 
-def encode(value: Any, key: str, tensors: dict[str, torch.Tensor], device_ref: Callable[[Any], str]) -> Any:
+def encode(value: Any, key: str, tensors: dict[str, torch.Tensor], device_ref: Callable[[Device], Any]) -> Any:
     """``value`` as JSON-able data; tensors and arrays are stored in ``tensors`` under ``key``-derived names."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value

@@ -187,7 +187,7 @@ class _Catalog:
         self.entries[key] = entry
         local: dict[str, torch.Tensor] = {}
         try:
-            factory = _factory_of(device)
+            factory = device_factory(device)
             config = {k: encode(v, f"devices/{key}/config/{k}", local, self.ref) for k, v in device.config().items()}
         except NotRebuildableError as exc:
             entry["reason"] = str(exc) if device._label() in str(exc) else f"{device._label()}: {exc}"
@@ -200,7 +200,8 @@ class _Catalog:
         return key
 
 
-def _factory_of(device: Device) -> str:
+def device_factory(device: Device) -> str:
+    """How a file names what rebuilds ``device``: its registry name, else its physnn class path."""
     name = registry_name(device)
     if name is not None:
         return name
@@ -209,6 +210,16 @@ def _factory_of(device: Device) -> str:
         return f"{cls.__module__}:{cls.__qualname__}"
     raise NotRebuildableError(f"{device._label()} is neither a registered device nor part of physnn; register "
                               f"its class with physnn.devices.register(name, {cls.__name__}) before saving")
+
+
+def rebuild(factory: str, config: dict[str, Any]) -> Device:
+    """The device :func:`device_factory` named, built from ``config``."""
+    if ":" not in factory:
+        return create(factory, **config)
+    cls = resolve_physnn(factory, "device class")
+    if not (isinstance(cls, type) and issubclass(cls, Device)):
+        raise ModelFileError(f"the file names {factory}, which is not a physnn.Device")
+    return cls(**config)
 
 
 def _describe_build(model: nn.Module, tensors: dict[str, torch.Tensor],
@@ -248,14 +259,7 @@ class _Resolver:
             self.built[key] = fallback
             return fallback
         config = {k: decode(v, self.tensors, self.device) for k, v in entry["config"].items()}
-        factory = entry["factory"]
-        if ":" in factory:
-            cls = resolve_physnn(factory, "device class")
-            if not (isinstance(cls, type) and issubclass(cls, Device)):
-                raise ModelFileError(f"model file {self.path} names {factory}, which is not a physnn.Device")
-            device = cls(**config)
-        else:
-            device = create(factory, **config)
+        device = rebuild(entry["factory"], config)
         load_exact(device, _prefixed(self.tensors, f"devices/{key}/state/"), f"device {entry['label']} saved in "
                                                                               f"{self.path}")
         device.generator.set_state(self.tensors[f"devices/{key}/generator"])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from ...device import Control, Device
 from ...errors import ConfigurationError
+from .preset import save_preset
 
 
 class EffectChain(Device):
@@ -76,6 +80,12 @@ class EffectChain(Device):
     def stage(self, name: str) -> Device:
         """The stage called ``name``."""
         return self.stages[self.stage_names.index(name)]
+
+    def export_preset(self, path: str | os.PathLike[str], controls: Mapping[str, Any] | None = None) -> Path:
+        """Write the chain and its knobs ``controls`` (default the defaults; e.g. a trained
+        ``layer.control_values()``) as a JSON preset that ``physnn process --preset`` reads
+        (:mod:`physnn.devices.audio.preset`). Returns ``path``."""
+        return save_preset(self, path, controls)
 
     def resized(self, num_samples: int) -> EffectChain:
         """The same chain (shared stages' parameters) for signals of ``num_samples`` samples."""

@@ -27,6 +27,7 @@ from ...cli import fail, parse_settings
 from ...device import Device
 from ...errors import ClippingError, ConfigurationError, DataFormatError, DataNotFoundError, InputError, PhysnnError
 from .._registry import create, factory_of
+from .preset import load_preset
 
 #: Peak that ``normalize`` scales the output to, dB re full scale.
 NORMALIZE_PEAK_DB = -1.0
@@ -127,10 +128,10 @@ def process_audio(device: Device, audio: np.ndarray, sample_rate: float,
     return y.detach().cpu().double().numpy()
 
 
-def process_file(input_path: str, output_path: str, device: str | Device, *,
+def process_file(input_path: str, output_path: str, device: str | Device | None = None, *,
                  controls: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None,
                  gain_db: float = 0.0, normalize: bool = False, full_scale: float = 1.0,
-                 subtype: str | None = None) -> dict[str, Any]:
+                 subtype: str | None = None, preset: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Process an audio file through a device (a registry name or a built device) into ``output_path``.
 
     Args:
@@ -142,10 +143,14 @@ def process_file(input_path: str, output_path: str, device: str | Device, *,
         full_scale: volts at digital full scale, for input and output.
         subtype: libsndfile subtype of the output (default: the input's, if the
             output's format holds it, else that format's default subtype).
+        preset: a JSON preset (:mod:`physnn.devices.audio.preset`) giving the device and its
+            knobs instead of ``device``; ``controls`` override its knobs.
 
     Returns:
         A summary: sample rate, channels, frames, input and output peaks in dBFS.
     """
+    if (device is None) == (preset is None):
+        raise ConfigurationError("process needs a device (--device NAME) or a preset (--preset FILE), not both")
     if not (math.isfinite(full_scale) and full_scale > 0):
         raise ConfigurationError(f"full_scale must be a positive number of volts, got {full_scale}")
     if not math.isfinite(gain_db):
@@ -155,6 +160,9 @@ def process_file(input_path: str, output_path: str, device: str | Device, *,
         check_output(output_path, subtype)
     audio, rate, in_subtype = read_wav(input_path, full_scale=full_scale)
     subtype = subtype or (in_subtype if sf.check_format(fmt, in_subtype) else sf.default_subtype(fmt))
+    if preset is not None:
+        device, knobs = load_preset(preset, sample_rate=rate, num_samples=audio.shape[1])
+        controls = {**knobs, **dict(controls or {})}
     if isinstance(device, str):
         if "sample_rate" not in inspect.signature(factory_of(device)).parameters:
             raise ConfigurationError(f"device {device!r} cannot be built as an audio device: it has no sample_rate "
@@ -187,7 +195,8 @@ def add_process_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
                                           "Each channel is processed independently at the file's sample rate.")
     p.add_argument("input", help="input audio file")
     p.add_argument("output", help="output audio file (written only when complete and unclipped)")
-    p.add_argument("--device", required=True, help="registered device name, e.g. diode-clipper")
+    p.add_argument("--device", help="registered device name, e.g. diode-clipper")
+    p.add_argument("--preset", metavar="FILE", help="JSON preset (device and knobs; --set overrides its knobs)")
     p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", help="control setting (repeatable)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="device constructor option, e.g. mode=fast (repeatable)")
@@ -203,7 +212,7 @@ def add_process_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
 def run_process(args: argparse.Namespace) -> int:
     """Handler of ``physnn process``: 0 on success, 2 with a one-line error otherwise."""
     try:
-        summary = process_file(args.input, args.output, args.device,
+        summary = process_file(args.input, args.output, args.device, preset=args.preset,
                                controls=parse_settings(args.set, "--set"),
                                options=parse_settings(args.option, "--option"), gain_db=args.gain_db,
                                normalize=args.normalize, full_scale=args.full_scale, subtype=args.subtype)

@@ -19,7 +19,9 @@ The drive ``x`` (B, T), or (B, S, T) with several sources, is injected at the so
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ from ...device import Control, Device
 from ...errors import ConfigurationError, StabilityError
 from . import geometry
 from ._solver import Layout, Solution, numba_available, solve
+from .design import export_design
 from .geometry import Port
 
 OUTPUTS = ("normalized", "raw")
@@ -171,6 +174,14 @@ class WaveMedium2D(Device):
             raise ConfigurationError("no room for a default design region between the sources and the probes; "
                                      "pass design_region=")
         return mask
+
+    def export_design(self, path: str | os.PathLike[str], rho: Any = None, *,
+                      threshold: float | None = None) -> dict[str, Path]:
+        """Write the projected density for ``rho`` (Ny, Nx) (e.g. ``layer.control_values()["rho"]``) as
+        ``<path>_density.npy/.png``, the mask ``density >= threshold`` (default ``projection_eta``) as
+        ``<path>_mask.png/.csv`` and a JSON sidecar (cell size m, speeds m/s, projection): see
+        :mod:`physnn.devices.wave.design`. Returns the files written by kind."""
+        return export_design(self, path, rho, threshold=threshold)
 
     # ------------------------------------------------------------------ physics
     def density(self, rho: torch.Tensor) -> torch.Tensor:
