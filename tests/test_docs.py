@@ -1,9 +1,16 @@
 """The code in the README and docs runs as written."""
 
+import importlib
+import importlib.util
+import inspect
+import math
 import re
+import sys
 from pathlib import Path
 
 import pytest
+
+from physnn.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -19,3 +26,75 @@ def test_python_blocks_run(path, tmp_path, monkeypatch):
     namespace: dict = {}
     for block in _python_blocks(path):
         exec(compile(block, str(path), "exec"), namespace)  # noqa: S102 - our own documentation
+
+
+def _generator():
+    """docs/_gen/devices.py, the device-reference generator (a script of the docs build, not a package module)."""
+    name = "physnn_docs_devices"
+    if name not in sys.modules:  # its dataclass needs its module registered while it is executed
+        spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / "_gen" / "devices.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+def _section(page: str, device: str) -> str:
+    """The part of a family page about one catalog entry."""
+    assert f".. _device-{device}:" in page, f"no section for {device!r}"
+    return re.split(r"\.\. _device-|\nAPI\n", page.split(f".. _device-{device}:")[1])[0]
+
+
+def _row(page: str, control: str) -> list[str]:
+    """The cells of a control's row in a generated list-table: name, shape, low, high, unit, default."""
+    m = re.search(rf"   \* - ``{control}``\n((?:     - .*\n){{5}})", page)
+    assert m is not None, f"no row for control {control!r}"
+    return [control, *(line.removeprefix("     - ") for line in m[1].splitlines())]
+
+
+def test_device_reference_covers_every_catalog_entry_with_signature_bounds_and_units():
+    from physnn.devices._catalog import CATALOG
+
+    gen = _generator()
+    pages = gen.render()
+    assert set(pages) == {"index.rst", *(f"{family}.rst" for family in gen.families())}
+    for family in gen.families():
+        assert f"   {family}\n" in pages["index.rst"]
+    for name, entry in CATALOG.items():
+        page = _section(pages[f"{gen.family_of(entry)}.rst"], name)
+        assert f"physnn.devices.create({name!r})" in page
+        factory = getattr(importlib.import_module(entry.target.split(":")[0]), entry.target.split(":")[1])
+        for p in inspect.signature(factory).parameters.values():
+            stars = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "")
+            line = re.search(rf"\n       {re.escape(stars + p.name)}\b(.*),\n", page)
+            assert line is not None, f"{name}: constructor argument {p.name!r} missing"
+            if p.annotation is not p.empty:
+                assert line[1].startswith(f": {p.annotation}"), f"{name}: {p.name}{line[1]}"
+            if p.default is not p.empty:
+                assert line[1].endswith(f" = {p.default!r}"), f"{name}: {p.name}{line[1]}"
+        for text in entry.controls:  # e.g. "coupling [3] in [0, 40] 1/s^2 (default 4.0)"
+            head = text.split(" (default")[0]
+            low, high = head[head.index(" in [") + 5:head.index("]", head.index(" in ["))].split(", ")
+            unit = head[head.index("]", head.index(" in [")) + 1:].strip() or "dimensionless"
+            cells = _row(page, text.split(" ")[0])
+            assert cells[2:5] == [low, high, unit], f"{name}: {text!r} rendered as {cells}"
+
+
+def test_a_new_catalog_entry_appears_without_editing_the_docs(monkeypatch):
+    from physnn.devices._catalog import CATALOG, DeviceInfo
+
+    gen = _generator()
+    monkeypatch.setitem(CATALOG, "reference-wide", DeviceInfo(
+        "physnn.devices.reference:ReferenceDevice", "ReferenceDevice", True, (9,), (9,),
+        ("gain [9] in [0, 5] V/V (default 1.0)", "bias [9] in [-1, 1] V (default 0.0)")))
+    page = _section(gen.render()["core.rst"], "reference-wide")
+    assert "``(9,)`` / ``(9,)``" in page
+    assert _row(page, "gain")[1:5] == ["``[9]``", "0", "5", "V/V"]
+
+
+def test_an_unreadable_catalog_control_is_an_error_naming_it():
+    gen = _generator()
+    row = gen.parse_control("wave-2d", "rho [100, 160] in [0, 1] (default 0.5)")
+    assert (row.shape, row.low, row.high, row.unit, row.default) == ((100, 160), 0.0, 1.0, "", "0.5")
+    assert gen.parse_control("q", "weights [2] in [-inf, inf] rad (default: 2 values in [0, 1])").high == math.inf
+    with pytest.raises(ConfigurationError, match=r"catalog entry 'lamp': control 'brightness 0 to 1'.*name \[shape\]"):
+        gen.parse_control("lamp", "brightness 0 to 1")

@@ -62,6 +62,7 @@ from physnn.errors import RecordError
 
 FORMAT, VERSION = "physnn-record", "1"
 
+#: the SQLite schema of a record: its tables and columns, one statement per ``;``
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS devices (id INTEGER PRIMARY KEY, label TEXT NOT NULL, name TEXT NOT NULL,

@@ -50,7 +50,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any], *, keep
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The state saved by :func:`save_checkpoint`, after checking its digest; :class:`CheckpointError` otherwise."""
+    """The state saved by ``save_checkpoint``, after checking its digest; :class:`CheckpointError` otherwise."""
     path = Path(path)
     try:
         data = path.read_bytes()

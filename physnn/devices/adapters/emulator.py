@@ -5,27 +5,27 @@ in Python) answers the dialect of the profile ``physnn-emulator``, so that
 :class:`~physnn.devices.adapters.VisaDevice` drives a simulation through the
 real PyVISA stack exactly as it drives a bench instrument:
 
-=========================  ================================================================
-command                    meaning
-=========================  ================================================================
-``*IDN?`` ``*RST``         identity, reset (controls to defaults, record length, range)
-``*CLS`` ``SYST:ERR?``     clear / pop the error queue (``0,"No error"`` when empty)
-``SYST:DESC?``             JSON: ``in_shape``, ``out_shape``, ``input_bounds``, ``delay``, ``max_points``,
-                           ``controls``
-``SOUR:DATA #<block>``     drive waveform, float32 little-endian volts (or comma-separated ASCII),
-                           ``S * prod(in_shape)`` samples: one segment per batch sample
-``ACQ:POIN n`` / ``?``     digitizer record length per segment, samples
-``VOLT:RANG v`` / ``?``    digitizer full scale, +-v volts (int16 codes, clipped at +-32767)
-``INIT`` ``*TRG``          arm, then trigger: every segment is played and recorded
-``*OPC?``                  ``1`` once the acquisition is complete
-``FETC:DATA?``             int16 little-endian block, ``S * points`` codes
+===========================  ================================================================
+command                      meaning
+===========================  ================================================================
+``*IDN?`` ``*RST``           identity, reset (controls to defaults, record length, range)
+``*CLS`` ``SYST:ERR?``       clear / pop the error queue (``0,"No error"`` when empty)
+``SYST:DESC?``               JSON: ``in_shape``, ``out_shape``, ``input_bounds``, ``delay``, ``max_points``,
+                             ``controls``
+``SOUR:DATA #<block>``       drive waveform, float32 little-endian volts (or comma-separated ASCII),
+                             ``S * prod(in_shape)`` samples: one segment per batch sample
+``ACQ:POIN n`` / ``?``       digitizer record length per segment, samples
+``VOLT:RANG v`` / ``?``      digitizer full scale, +-v volts (int16 codes, clipped at +-32767)
+``INIT`` ``*TRG``            arm, then trigger: every segment is played and recorded
+``*OPC?``                    ``1`` once the acquisition is complete
+``FETC:DATA?``               int16 little-endian block, ``S * points`` codes
 ``WAV:YINC?`` ``WAV:YOFF?``  volts per code, offset: ``volts = code * yinc + yoff``
-``CTRL:<name> v[,v...]``   set a control of the simulated device (``CTRL:<name>?`` reads it)
-``SYST:LOCK:NAME "o"``     name this session's owner (``host:pid:session``), shown to the others
-``SYST:LOCK:REQ?``         ``1`` if this session now holds the instrument's lock, ``0`` if another does
-``SYST:LOCK:REL``          release the lock (also released when its session closes)
-``SYST:LOCK:OWN?``         the holder's owner name, or ``NONE``
-=========================  ================================================================
+``CTRL:<name> v[,v...]``     set a control of the simulated device (``CTRL:<name>?`` reads it)
+``SYST:LOCK:NAME "o"``       name this session's owner (``host:pid:session``), shown to the others
+``SYST:LOCK:REQ?``           ``1`` if this session now holds the instrument's lock, ``0`` if another does
+``SYST:LOCK:REL``            release the lock (also released when its session closes)
+``SYST:LOCK:OWN?``           the holder's owner name, or ``NONE``
+===========================  ================================================================
 
 Sharing, as on a lab instrument: every session has its own error queue; while
 one session holds the lock, the others may query (``*IDN?``, ``SYST:ERR?``...)
@@ -76,7 +76,7 @@ class InstrumentEmulator:
     Args:
         device: the simulated system (any :class:`~physnn.Device`).
         host: address to listen on; loopback by default.
-        port: TCP port (0-65535); 0 picks a free one (read it from :attr:`port`).
+        port: TCP port (0-65535); 0 picks a free one (read it from the ``port`` attribute).
         delay: trigger latency, samples of silence before each recorded segment.
         max_volts: AWG output limit, volts (tightened by the device's own ``input_bounds``).
         range_volts: initial digitizer full scale, volts.
