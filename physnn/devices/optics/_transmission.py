@@ -6,8 +6,8 @@ mean SLM pixel intensity.
 
 * :class:`DenseTransmission`: i.i.d. circular complex Gaussian entries (seeded), or a
   measured matrix; memory ``8 n_camera n_slm`` bytes (complex64).
-* :class:`StructuredTransmission`: ``T = c S F D' F A F D P`` with ``F`` the unitary FFT,
-  ``D, D'`` random phases, ``A`` random phases times amplitudes drawn from the
+* :class:`StructuredTransmission`: ``T = c S F D_3 F A F D_2 F D_1 P`` with ``F`` the unitary FFT,
+  ``D_k`` random phases, ``A`` random phases times amplitudes drawn from the
   Marchenko-Pastur law of ratio 1, ``P`` zero-padding of the SLM field and ``S`` the first
   ``n_camera`` outputs. Memory ``O(N)``, time ``O(B N log N)`` with ``N = max(n_slm, n_camera)``.
   Its entries are circular Gaussian and its singular values follow the Marchenko-Pastur
@@ -76,14 +76,14 @@ class DenseTransmission(nn.Module):
 
 
 class StructuredTransmission(nn.Module):
-    """``T = c S F D' F A F D P``: an FFT-structured transmission matrix with Gaussian statistics."""
+    """``T = c S F D_3 F A F D_2 F D_1 P``: an FFT-structured transmission matrix with Gaussian statistics."""
 
     def __init__(self, n_slm: int, n_camera: int, generator: torch.Generator) -> None:
         super().__init__()
         self.n_slm, self.n_camera = int(n_slm), int(n_camera)
         self.size = max(self.n_slm, self.n_camera)
         # real buffers (angles in rad): Module.to(float dtype) would discard a complex buffer's imaginary part
-        self.register_buffer("angles", 2 * math.pi * torch.rand(3, self.size, generator=generator))
+        self.register_buffer("angles", 2 * math.pi * torch.rand(4, self.size, generator=generator))
         self.register_buffer("amplitudes", _marchenko_pastur_one(self.size, generator).sqrt().float())
         # unitary F, A and D: c makes E|T_ij|^2 = 1 / n_slm when the SLM is zero-padded (n_slm < N)
         self.scale = math.sqrt(self.size / self.n_slm)
@@ -91,7 +91,7 @@ class StructuredTransmission(nn.Module):
     def perturbed(self, strength: float, generator: torch.Generator) -> StructuredTransmission:
         """The medium after partial decorrelation: each random phase moved by ``strength * pi`` rad rms."""
         other = StructuredTransmission(self.n_slm, self.n_camera, generator)
-        jitter = torch.randn(3, self.size, generator=generator) * strength * math.pi
+        jitter = torch.randn(4, self.size, generator=generator) * strength * math.pi
         other.angles = self.angles + jitter.to(self.angles)
         other.amplitudes = self.amplitudes
         return other
@@ -101,9 +101,9 @@ class StructuredTransmission(nn.Module):
         real = field.real.dtype
         angles, amplitudes = self.angles.to(field.device, real), self.amplitudes.to(field.device, real)
         phases = torch.polar(torch.ones_like(angles), angles)
-        e = nn.functional.pad(field, (0, self.size - self.n_slm)) * phases[0]
-        e = torch.fft.fft(e, norm="ortho") * (amplitudes * phases[1])
-        e = torch.fft.fft(torch.fft.fft(e, norm="ortho") * phases[2], norm="ortho")
+        e = torch.fft.fft(nn.functional.pad(field, (0, self.size - self.n_slm)) * phases[0], norm="ortho")
+        e = torch.fft.fft(e * phases[1], norm="ortho") * (amplitudes * phases[2])
+        e = torch.fft.fft(torch.fft.fft(e, norm="ortho") * phases[3], norm="ortho")
         return self.scale * e[:, :self.n_camera]
 
 
