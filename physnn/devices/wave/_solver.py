@@ -130,10 +130,10 @@ class _NumbaWave(torch.autograd.Function):
         else:
             r0, r1, c0, c1 = st["box"]
             ckpt = np.zeros((batch, -(-steps // every) if keep else 0, 2, r1 - r0 + 2, c1 - c0 + 2), dtype)
-            iu2 = dtype.type(1 / sat_uth ** 2)
-            _kernels_sat.forward(xn, *fields, st["a1"], st["a2"], r2, dtn, iu2, st["box"], every, *ports,
+            uth2 = dtype.type(sat_uth ** 2)
+            _kernels_sat.forward(xn, *fields, st["a1"], st["a2"], r2, dtn, uth2, st["box"], every, *ports,
                                  signals, intensity, strip, ckpt)
-            saved = (ckpt, iu2, every)
+            saved = (ckpt, uth2, every)
         if keep:
             ctx.state = (xn, fields, st, r2, dtn, ports, strip, saved, layout)
         return torch.from_numpy(intensity), torch.from_numpy(signals)
@@ -154,8 +154,8 @@ class _NumbaWave(torch.autograd.Function):
             _kernels.backward(xn, *fields, st["a1"], st["a2"], r2, dtn, *ports, strip, *saved, st["box"], gi, gs,
                               g_x, *g_fields)
         else:
-            ckpt, iu2, every = saved
-            _kernels_sat.backward(xn, *fields, st["a1"], st["a2"], r2, dtn, iu2, st["box"], every, *ports, strip,
+            ckpt, uth2, every = saved
+            _kernels_sat.backward(xn, *fields, st["a1"], st["a2"], r2, dtn, uth2, st["box"], every, *ports, strip,
                                   ckpt, gi, gs, g_x, *g_fields)
         grads = [torch.from_numpy(g.sum(0)[1:-1, 1:-1]) for g in g_fields]
         return (torch.from_numpy(g_x), grads[0], grads[1], grads[2] if len(grads) == 3 else None) + (None,) * 5
