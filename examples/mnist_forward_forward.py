@@ -10,8 +10,17 @@ is trained by forward-forward, never modelling the medium: 2 blocks
 ``linear(cat(medium(|h|/||h||), h))`` of ``--width`` units, the label overlaid
 on the first 10 pixels, cosine goodness.
 
-    python examples/mnist_forward_forward.py                  # all 60k train, 10k test images, 4 epochs (~2-5 min)
-    python examples/mnist_forward_forward.py --train 2000 --epochs 2   # a quick look (~2 min)
+    python examples/mnist_forward_forward.py                  # 60k train, 10k test images, 4 epochs, 3 seeds
+                                                              # with the baselines (~15-30 min)
+    python examples/mnist_forward_forward.py --seeds 1 --no-baselines   # one physical run (~2-5 min)
+    python examples/mnist_forward_forward.py --train 2000 --epochs 2 --seeds 1   # a quick look (~3 min)
+
+With ``--baselines`` (the default) it also trains, on the same images: logistic
+regression on the raw pixels (deterministic: computed once), an MLP with the
+forward-forward network's trained parameter count (``physnn.training.fit``,
+Adam, same epochs and batches) and the random-map ablation (each medium
+replaced by a fixed random linear map of its shapes and output statistics,
+trained by the same forward-forward); one table, mean ± sample std over seeds.
 
 What to expect (test accuracy on the 10,000 test images). Default: 89.0 %,
 132 s on 2 cores (docs/training.md). Quick look: 83.5 %; 104 s of training,
@@ -33,7 +42,20 @@ import torch
 from physnn import Device
 from physnn.cli import torch_device
 from physnn.data import load_mnist
-from physnn.training import ForwardForward, fit, physical_network
+from physnn.training import (
+    Backprop,
+    Drive,
+    ForwardForward,
+    count_parameters,
+    fit,
+    logistic_regression,
+    matched_mlp,
+    physical_network,
+    random_map_ablation,
+    results_table,
+    summarize,
+    trained_parameters,
+)
 
 
 class ScatteringMedium(Device):
@@ -71,6 +93,22 @@ class ScatteringMedium(Device):
         return intensity.to(x.dtype)
 
 
+def forward_forward(x_tr, y_tr, x_te, y_te, seed: int, args: argparse.Namespace, *, ablation: bool = False):
+    """The 2-block network through scattering media (or random maps in their place) trained by forward-forward."""
+    media = [ScatteringMedium(784, args.speckles, seed=seed), ScatteringMedium(args.width, args.speckles,
+                                                                                seed=seed + 1)]
+    net = physical_network(media, [args.width, args.width], seed=seed)
+    if ablation:  # each map matched to its medium on unit-norm drives, as the network sends (images for block 0)
+        drive, g = Drive("unit-norm"), torch.Generator().manual_seed(seed)
+        net = random_map_ablation(net, seed=seed, drives={0: drive(x_tr[:512].cpu()),
+                                                          1: drive(media[1].sample_inputs(512, generator=g))})
+    method = ForwardForward(net.to(args.device), n_classes=10, theta=4.0, inner_steps=2, lr=1e-3, seed=seed)
+    result = fit(method, (x_tr, y_tr), val=(x_te, y_te), epochs=args.epochs, batch_size=args.batch,
+                 seed=seed, out_dir=None if ablation else f"{args.out}/seed{seed}", eval_train=False,
+                 eval_batch_size=1000, progress=sys.stderr.isatty())  # a bar only on a terminal
+    return method, result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -81,10 +119,14 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=400, help="units of each block's linear map")
     parser.add_argument("--speckles", type=int, default=400, help="camera pixels of each medium")
     parser.add_argument("--batch", type=int, default=100, help="images per training step")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the media, the network and the negative labels")
+    parser.add_argument("--seed", type=int, default=0, help="first seed: seeds the media, the network and the "
+                                                            "negative labels")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds")
+    parser.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run logistic regression, the matched MLP and the random-map ablation")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", type=torch_device, default="cpu", help="torch device of network, data: cpu or cuda")
-    parser.add_argument("--out", default="mnist-ff", help="folder for curves.png, history and checkpoint")
+    parser.add_argument("--out", default="mnist-ff", help="folder for curves.png, history and checkpoint per seed")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     (x_tr, y_tr), (x_te, y_te) = (load_mnist(args.data_dir, split=s) for s in ("train", "test"))
@@ -93,22 +135,37 @@ def main() -> None:
     y_tr, y_te = torch.as_tensor(y_tr[:args.train], dtype=torch.long), torch.as_tensor(y_te[:args.test],
                                                                                           dtype=torch.long)
     x_tr, y_tr, x_te, y_te = (t.to(args.device) for t in (x_tr, y_tr, x_te, y_te))
-    media = [ScatteringMedium(784, args.speckles, seed=args.seed), ScatteringMedium(args.width, args.speckles,
-                                                                                     seed=args.seed + 1)]
-    net = physical_network(media, [args.width, args.width], seed=args.seed).to(args.device)
-    method = ForwardForward(net, n_classes=10, theta=4.0, inner_steps=2, lr=1e-3, seed=args.seed)
     print(f"MNIST: {len(y_tr)} train / {len(y_te)} test images; 2 blocks through scattering media "
           f"({args.speckles} speckles each), {args.width} units")
     start = time.perf_counter()
-    result = fit(method, (x_tr, y_tr), val=(x_te, y_te), epochs=args.epochs, batch_size=args.batch,
-                 seed=args.seed, out_dir=args.out, eval_train=False, eval_batch_size=1000,
-                 progress=sys.stderr.isatty())  # a bar only on a terminal: no carriage returns in logs
-    for row in result.history:
-        print(f"epoch {row['epoch']:2d}  loss {row['loss']:.4f}  test accuracy {100 * row['val_accuracy']:.2f} %")
-    acc = result.accounting
-    print(f"test accuracy {100 * result.final('val_accuracy'):.2f} % after {args.epochs} epochs; "
-          f"{time.perf_counter() - start:.0f} s; device calls: {acc['train_device_calls']} for training "
-          f"({acc['train_device_samples']} samples), {acc['eval_device_calls']} for evaluation")
+    runs = []
+    if args.baselines:  # a convex fit: the same for every seed
+        runs.append({"model": "logistic regression (raw pixels)", "seed": args.seed,
+                     **logistic_regression(x_tr, y_tr, x_te, y_te, max_iter=100)})
+    for seed in range(args.seed, args.seed + args.seeds):
+        method, result = forward_forward(x_tr, y_tr, x_te, y_te, seed, args)
+        params = trained_parameters(method)
+        acc = result.accounting
+        print(f"seed {seed}: " + ", ".join(f"epoch {row['epoch']} {100 * row['val_accuracy']:.2f} %"
+                                           for row in result.history)
+              + f"; device calls: {acc['train_device_calls']} for training ({acc['train_device_samples']} samples), "
+              f"{acc['eval_device_calls']} for evaluation", flush=True)
+        runs.append({"model": "forward-forward through scattering media", "seed": seed, "parameters": params,
+                     "test_accuracy": result.final("val_accuracy")})
+        if not args.baselines:
+            continue
+        mlp = matched_mlp(params, 784, 10, seed=seed).to(args.device)
+        run = fit(Backprop(mlp, lr=1e-3), (x_tr, y_tr), val=(x_te, y_te), epochs=args.epochs, batch_size=args.batch,
+                  seed=seed, eval_train=False, eval_batch_size=1000, progress=False, plot=False)
+        runs.append({"model": "matched MLP", "seed": seed, "parameters": count_parameters(mlp),
+                     "test_accuracy": run.final("val_accuracy")})
+        method, result = forward_forward(x_tr, y_tr, x_te, y_te, seed, args, ablation=True)
+        runs.append({"model": "random-map ablation (forward-forward)", "seed": seed,
+                     "parameters": trained_parameters(method), "test_accuracy": result.final("val_accuracy")})
+        print(f"seed {seed}: matched MLP {100 * runs[-2]['test_accuracy']:.2f} %, random-map ablation "
+              f"{100 * runs[-1]['test_accuracy']:.2f} %", flush=True)
+    print("\n" + results_table(summarize(runs)))
+    print(f"{args.train} training images, {args.epochs} epochs; {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":
