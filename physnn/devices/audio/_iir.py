@@ -13,7 +13,10 @@ threads (:func:`physnn._threads.over_rows`; groups kept whole), bit-identical fo
 
 from __future__ import annotations
 
+import math
+
 import numba
+import numpy as np
 
 from ..._threads import over_rows
 from ._kernels import _INLINE, _JIT
@@ -157,3 +160,48 @@ def modal_adjoint(grad_y, f, q, a1, a2, gain, cubic, weight, grad_f, grad_a1, gr
                 lr2, lr1, ls2, ls1 = lr1, lr, ls1, ls
             for m, acc in ((r, acc_r), (s, acc_s)):
                 grad_a1[b, m], grad_a2[b, m], grad_gain[b, m], grad_cubic[b, m], grad_weight[b, m] = acc
+
+
+
+@numba.njit(**_JIT)
+def rbj_design(peaking, sign, frequency, q, gain_db, sample_rate, coef, jac):
+    """Audio EQ Cookbook biquads and their Jacobian, one per row.
+
+    frequency (Hz), q, gain_db (dB): (B,) float64; peaking: the peaking EQ, else the low-pass
+    (sign = -1) or high-pass (sign = +1). Writes coef (B, 5) = ``(b0, b1, b2, a1, a2) / a0`` and
+    jac (B, 5, 3), the derivatives of coef by (frequency, q, gain_db).
+    """
+    dw = 2.0 * math.pi / sample_rate
+    ln_amp = math.log(10.0) / 40.0
+    n = np.empty(5)
+    dn = np.empty((5, 3))
+    da0 = np.empty(3)
+    for r in range(frequency.shape[0]):
+        w0 = dw * frequency[r]
+        cos, sin = math.cos(w0), math.sin(w0)
+        alpha = sin / (2.0 * q[r])
+        amp = math.exp(ln_amp * gain_db[r]) if peaking else 1.0
+        up, down = alpha * amp, alpha / amp
+        if peaking:
+            n[0], n[1], n[2], n[3], n[4] = 1.0 + up, -2.0 * cos, 1.0 - up, -2.0 * cos, 1.0 - down
+        else:
+            half = (1.0 + sign * cos) / 2.0  # b = ((1 -+ cos) / 2, +-(1 -+ cos), (1 -+ cos) / 2)
+            n[0], n[1], n[2], n[3], n[4] = half, -sign * 2.0 * half, half, -2.0 * cos, 1.0 - alpha
+        a0 = 1.0 + down
+        for j in range(3):
+            d_cos = -dw * sin if j == 0 else 0.0
+            d_alpha = dw * cos / (2.0 * q[r]) if j == 0 else (-alpha / q[r] if j == 1 else 0.0)
+            if peaking:
+                d_up = d_alpha * amp + (up * ln_amp if j == 2 else 0.0)
+                d_down = d_alpha / amp - (down * ln_amp if j == 2 else 0.0)
+                dn[0, j], dn[1, j], dn[2, j], dn[4, j] = d_up, -2.0 * d_cos, -d_up, -d_down
+                da0[j] = d_down
+            else:
+                h = sign * d_cos / 2.0
+                dn[0, j], dn[1, j], dn[2, j], dn[4, j] = h, -d_cos, h, -d_alpha
+                da0[j] = d_alpha
+            dn[3, j] = -2.0 * d_cos
+        for k in range(5):
+            coef[r, k] = n[k] / a0
+            for j in range(3):
+                jac[r, k, j] = (dn[k, j] - coef[r, k] * da0[j]) / a0

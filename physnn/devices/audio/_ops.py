@@ -132,6 +132,37 @@ def biquad(x: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
     return _Biquad.apply(x, coef)
 
 
+class _RBJ(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, kind: int, frequency, q, gain_db, sample_rate: float):
+        rows = [to_host(t).reshape(-1) for t in (frequency, q, gain_db)]
+        coef, jac = np.empty((rows[0].size, 5)), np.empty((rows[0].size, 5, 3))
+        _iir.rbj_design(kind == 2, -1.0 if kind == 0 else 1.0, *rows, float(sample_rate), coef, jac)
+        ctx.jac = jac
+        ctx.save_for_backward(frequency, q, gain_db)
+        return from_host(coef, frequency).reshape(frequency.shape + (5,))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        _saved(ctx)
+        shape = ctx.saved_tensors[0].shape
+        g = np.einsum("rk,rkj->jr", to_host(grad).reshape(-1, 5), ctx.jac)
+        return (None, *(from_host(np.ascontiguousarray(gj), grad).reshape(shape) for gj in g), None)
+
+
+def rbj(kind: int, frequency: torch.Tensor, q: torch.Tensor, gain_db: torch.Tensor,
+        sample_rate: float) -> torch.Tensor:
+    """Audio EQ Cookbook biquad coefficients ``(*frequency.shape, 5)`` from knobs of one shape.
+
+    kind: 0 low-pass, 1 high-pass, 2 peaking EQ; frequency in Hz, gain_db in dB (used by the peaking EQ),
+    sample_rate in Hz. One compiled call with the analytic Jacobian (a graph of some forty torch ops
+    on (B,) tensors cost as much as the biquad recursion itself).
+    """
+    require_kernels()
+    return _RBJ.apply(kind, frequency, q, gain_db, sample_rate)
+
+
 # ----------------------------------------------------------------- smoother
 class _Smoother(torch.autograd.Function):
     @staticmethod

@@ -15,27 +15,16 @@ import torch
 from ...device import Control
 from ...errors import ConfigurationError
 from ._base import AudioDevice
-from ._ops import biquad
+from ._ops import biquad, rbj
 
 KINDS = ("lowpass", "highpass", "peaking")
 
 
 def rbj_coefficients(kind: str, frequency: torch.Tensor, q: torch.Tensor, gain_db: torch.Tensor,
                      sample_rate: float) -> torch.Tensor:
-    """Normalized ``(b0, b1, b2, a1, a2)`` of shape ``(*frequency.shape, 5)``; frequency in Hz, gain in dB."""
-    w0 = 2 * math.pi * frequency / sample_rate
-    cos, alpha = torch.cos(w0), torch.sin(w0) / (2 * q)
-    if kind == "lowpass":
-        b = ((1 - cos) / 2, 1 - cos, (1 - cos) / 2)
-        a0, a2 = 1 + alpha, 1 - alpha
-    elif kind == "highpass":
-        b = ((1 + cos) / 2, -(1 + cos), (1 + cos) / 2)
-        a0, a2 = 1 + alpha, 1 - alpha
-    else:
-        amp = 10.0 ** (gain_db / 40)
-        b = (1 + alpha * amp, -2 * cos, 1 - alpha * amp)
-        a0, a2 = 1 + alpha / amp, 1 - alpha / amp
-    return torch.stack([b[0] / a0, b[1] / a0, b[2] / a0, -2 * cos / a0, a2 / a0], dim=-1)
+    """Normalized ``(b0, b1, b2, a1, a2)`` of shape ``(*frequency.shape, 5)``; frequency in Hz, gain in dB
+    (frequency, q, gain_db of one shape)."""
+    return rbj(KINDS.index(kind), frequency, q, gain_db, sample_rate)
 
 
 class BiquadFilter(AudioDevice):
