@@ -88,6 +88,22 @@ def quantum_circuit() -> Device:
     return QuantumCircuit(6, layers=1)
 
 
+def scattering_medium(hardware: bool = True) -> Device:
+    """An 8-pixel SLM (phase) -> 8-pixel camera medium; as hardware: shot noise, 8-bit camera, 20 % decorrelated."""
+    from physnn.devices.optics import ScatteringMedium
+    if not hardware:
+        return ScatteringMedium(8, 8, noise="none", bits=None)
+    return ScatteringMedium(8, 8, noise="gaussian", bits=8, perturbation=0.2, seed=3)
+
+
+def mzi_mesh(hardware: bool = True) -> Device:
+    """A 6-mode Clements mesh (photodetected); as hardware: 0.1 rad phase errors, 0.2 dB/MZI, 1 % detector noise."""
+    from physnn.devices.optics import MZIMesh
+    if not hardware:
+        return MZIMesh(6)
+    return MZIMesh(6, phase_error=0.1, loss_db=0.2, crosstalk=0.02, detector_noise=0.01, seed=3)
+
+
 def calibrated_copy(build: Callable[[], Device]) -> Callable[[Device, Drive], Device]:
     """A twin factory: the nominal simulation ``build()`` with a fitted output gain and offset."""
     def make(device: Device, drive: Drive) -> Device:
@@ -137,6 +153,9 @@ FAMILIES = [
     Family("wave-medium", wave_medium, calibrated_copy(wave_medium), drive="tanh", drive_scale=3.0, epochs=150),
     Family("quantum-circuit", quantum_circuit, calibrated_copy(quantum_circuit), drive="tanh", drive_scale=3.0,
            epochs=40),
+    Family("optics-scattering", scattering_medium, calibrated_copy(lambda: scattering_medium(hardware=False))),
+    Family("optics-mzi", mzi_mesh, calibrated_copy(lambda: mzi_mesh(hardware=False)), drive="tanh", drive_scale=1.0,
+           epochs=60),
 ]
 METHODS = ("backprop", "physics-aware", "forward-forward", "zeroth-order")
 
