@@ -5,14 +5,21 @@ rows, each block on its own thread; the kernels are compiled with ``nogil=True``
 run in parallel. Each row is computed by the same compiled code whatever the blocks, so results
 are bit-identical for every thread count.
 
-Plain Python threads, not numba's ``parallel=True``: numba's OpenMP layer loads a second
-OpenMP runtime next to torch's (two pools whose idle threads spin for milliseconds, each taking
-cores from the other), and launching it reset ``torch.get_num_threads()`` to the CPU count.
-These threads sleep when idle and leave torch's settings alone.
+The blocks run on torch's own OpenMP team where torch uses libgomp (Linux wheels): after each
+parallel torch op, its idle OpenMP workers spin for milliseconds (libgomp's default wait policy)
+on the cores our blocks need, so a separate pool ran three busy threads on two cores after every
+loss or gradient op (the diode clipper got 1.1-1.4x from 2 threads). Handing the blocks to that
+team (``GOMP_parallel`` with a callback per block) puts them on the spinning workers instead.
+Elsewhere they run on a pool of plain Python threads, which sleep when idle.
+
+Not numba's ``parallel=True``: its OpenMP layer loads a second OpenMP runtime next to torch's
+(two pools whose idle threads spin, each taking cores from the other), and launching it reset
+``torch.get_num_threads()`` to the CPU count.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import inspect
 import os
@@ -40,6 +47,69 @@ def _pool() -> ThreadPoolExecutor:
     if _POOL is None or _POOL[0] != os.getpid():
         _POOL = (os.getpid(), ThreadPoolExecutor(_cpus(), thread_name_prefix="physnn-kernel"))
     return _POOL[1]
+
+
+#: Run the blocks on torch's OpenMP team where there is one (else always on the thread pool; the benchmark compares).
+USE_TORCH_OPENMP = True
+_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # void (*)(void *), the body of a GOMP_parallel region
+
+
+class _OpenMPTeam:
+    """torch's libgomp: runs ``jobs[i]`` on OpenMP thread ``i`` of one parallel region."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self._parallel = lib.GOMP_parallel
+        self._parallel.argtypes = [_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        self._parallel.restype = None
+        self._thread_num = lib.omp_get_thread_num
+        self._thread_num.restype = ctypes.c_int
+
+    def run(self, jobs: list[Callable[[], None]]) -> None:
+        """Run every job once, in parallel; re-raise the first error after all have finished."""
+        done = [False] * len(jobs)
+        errors: list[BaseException] = []
+
+        def body(_: int | None) -> None:
+            i = self._thread_num()
+            if i < len(jobs):
+                done[i] = True
+                try:
+                    jobs[i]()
+                except BaseException as err:  # noqa: BLE001 - an error cannot cross the C frame: re-raised below
+                    errors.append(err)
+
+        self._parallel(_BODY(body), None, len(jobs), 0)  # ctypes releases the GIL while the region runs
+        for i, job in enumerate(jobs):  # the runtime may give fewer threads (OMP_DYNAMIC, thread limits)
+            if not done[i]:
+                job()
+        if errors:
+            raise errors[0]
+
+
+@functools.cache
+def _torch_openmp() -> _OpenMPTeam | None:
+    """torch's OpenMP runtime when it is a libgomp shipped with torch and loaded in this process, else None."""
+    if not os.path.exists("/proc/self/maps") or "OpenMP" not in torch.__config__.parallel_info():
+        return None
+    home = os.path.dirname(torch.__file__)
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "libgomp" in line}
+    ours = sorted(p for p in paths if p.startswith(home))
+    return _OpenMPTeam(ctypes.CDLL(ours[0])) if ours else None
+
+
+def _run_all(jobs: list[Callable[[], None]]) -> None:
+    """Run the jobs in parallel, each on its own thread (torch's OpenMP team, else the pool)."""
+    team = _torch_openmp() if USE_TORCH_OPENMP else None
+    if team is not None:
+        team.run(jobs)
+        return
+    futures = [_pool().submit(job) for job in jobs[1:]]
+    try:
+        jobs[0]()
+    finally:  # never return while a block still writes
+        for f in futures:
+            f.result()
 
 
 def row_blocks(rows: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
@@ -71,15 +141,10 @@ def over_rows(*batched: str, align: int = 1) -> Callable[[Any], Callable[..., No
                 kernel(*args)
                 return
 
-            def block(start: int, stop: int) -> None:
-                kernel(*(a[start:stop] if i in where else a for i, a in enumerate(args)))
+            def block(start: int, stop: int) -> Callable[[], None]:
+                return lambda: kernel(*(a[start:stop] if i in where else a for i, a in enumerate(args)))
 
-            futures = [_pool().submit(block, *b) for b in blocks[1:]]
-            try:
-                block(*blocks[0])
-            finally:  # never return while a block still writes
-                for f in futures:
-                    f.result()
+            _run_all([block(*b) for b in blocks])
 
         return call
 
