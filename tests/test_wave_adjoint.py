@@ -30,9 +30,10 @@ def test_torch_adjoint_equals_numba(kw):
     assert float(got[3].abs().max()) > 0  # the material gradient is not trivially zero
 
 
-@pytest.mark.parametrize("every, absorber", [(None, 3), (1, 3), (9, 3), (70, 3), (9, 0)])
-def test_saturable_adjoint_equals_plain_autograd(every, absorber):
-    kw = dict(SMALL, sat_b0=0.6, sat_uth=0.2, c_nl=-0.3, absorber_width=absorber)
+@pytest.mark.parametrize("every, absorber, c_nl", [(None, 3, -0.3), (1, 3, -0.3), (9, 3, -0.3), (70, 3, -0.3),
+                                                   (9, 0, -0.3), (9, 3, 0.0)])
+def test_saturable_adjoint_equals_plain_autograd(every, absorber, c_nl):
+    kw = dict(SMALL, sat_b0=0.6, sat_uth=0.2, c_nl=c_nl, absorber_width=absorber)
     medium = WaveMedium2D(**kw, backend="torch", checkpoint_every=every)
     x, rho = wave_data(medium, batch=3)
     got = outputs_and_grads(medium, x, rho)
