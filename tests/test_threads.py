@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -67,7 +68,15 @@ def test_row_blocks_cover_the_rows_evenly_on_aligned_boundaries():
                 assert all(b % align == 0 for _, b in got[:-1])
 
 
-def test_thread_count_follows_torch(blocks):
+@pytest.fixture(params=[True, False], ids=["openmp-team", "thread-pool"])
+def runner(request, monkeypatch):
+    """Each way of running the blocks: torch's OpenMP team (where found) and the thread pool."""
+    if request.param and _threads._torch_openmp() is None:
+        pytest.skip("torch does not use a libgomp of its own here: only the thread pool runs the blocks")
+    monkeypatch.setattr(_threads, "USE_TORCH_OPENMP", request.param)
+
+
+def test_thread_count_follows_torch(blocks, runner):
     """Blocks of an instrumented kernel run on as many distinct, concurrent threads as torch has."""
     calls: list[tuple[int, float, float]] = []
 
@@ -91,7 +100,7 @@ def test_thread_count_follows_torch(blocks):
             assert max(s0, s1) < min(e0, e1)
 
 
-def test_a_failing_block_raises_after_all_blocks_finished(blocks):
+def test_a_failing_block_raises_after_all_blocks_finished(blocks, runner):
     done: list[int] = []
 
     @_threads.over_rows("rows")
@@ -105,6 +114,29 @@ def test_a_failing_block_raises_after_all_blocks_finished(blocks):
     with pytest.raises(ValueError, match="first block"):
         kernel(np.arange(4))
     assert done == ([2] if TWO == 2 else [])
+
+
+def test_every_block_runs_when_openmp_gives_fewer_threads(tmp_path):
+    """OMP_THREAD_LIMIT=1: torch's team has one thread for two blocks; the second still runs (on the caller)."""
+    code = ("import threading, numpy as np, torch\n"
+            "from physnn import _threads\n"
+            "torch.set_num_threads(2)\n"
+            "seen = []\n"
+            "@_threads.over_rows('out')\n"
+            "def kernel(out):\n"
+            "    seen.append(threading.get_ident())\n"
+            "    out[:] = 1.0\n"
+            "out = np.zeros(6)\n"
+            "kernel(out)\n"
+            "print(_threads._torch_openmp() is not None, _threads.num_threads(), len(seen), len(set(seen)), "
+            "int(out.sum()))\n")
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         env=env)
+    team, threads, blocks_run, distinct, written = out.stdout.split()
+    if team != "True" or threads != "2":
+        pytest.skip(f"needs torch's own libgomp and 2 CPUs (team found: {team}, threads: {threads})")
+    assert (blocks_run, distinct, written) == ("2", "1", "6")
 
 
 def test_wave_medium_bit_identical_on_1_and_2_threads(blocks):
