@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                  title="test, fold 1")
             picks = [int(test_idx[np.flatnonzero(labels[test_idx] == c)[0]]) for c in range(n)]
             figures(layer, [waves[i] for i in [picks[0]] + picks], names, args.out)
-    table = results_table(summarize(runs), header="test accuracy over folds") if runs else ""
+    table = results_table(summarize(runs, unit="fold"), header="test accuracy over folds") if runs else ""
     summary = {"data": source, "classes": list(names), "folds": results, "runs": runs, "table": table,
                "total_seconds": time.time() - t_all, "args": vars(args)}
     if results:

@@ -163,5 +163,6 @@ def test_summarize_and_table():
     assert [r["model"] for r in rows] == ["a", "b"]
     assert rows[0]["mean"] == pytest.approx(90.0) and rows[0]["std"] == pytest.approx(10.0)
     assert rows[0]["text"] == "90.0 ± 10.0 % (3 seeds)" and rows[1]["text"] == "50.0 ± 0.0 % (1 seed)"
+    assert summarize(runs[:2], unit="fold")[0]["text"] == "85.0 ± 7.1 % (2 folds)"
     table = results_table(rows)
     assert "| a | 90.0 ± 10.0 % (3 seeds) | 10 |" in table and "| b | 50.0 ± 0.0 % (1 seed) | - |" in table

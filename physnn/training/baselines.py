@@ -272,9 +272,10 @@ def random_map_ablation(model: nn.Module, *, seed: int = 0, drives: Mapping[int,
 
 
 def summarize(runs: Iterable[Mapping[str, Any]], *, key: str = "test_accuracy", by: str = "model",
-              percent: bool = True) -> list[dict[str, Any]]:
+              percent: bool = True, unit: str = "seed") -> list[dict[str, Any]]:
     """Group ``runs`` by ``by`` (first-appearance order) into ``mean ± std (n seeds)`` rows of ``key``.
 
+    ``unit`` names what the runs repeat over (``"seed"``, ``"fold"``).
     std is the sample standard deviation (ddof = 1; 0 for one seed). Rows:
     ``{by, "mean", "std", "n", "parameters", "text"}``; with ``percent`` the
     values are multiplied by 100 and the text ends in ``%``. Runs without
@@ -288,10 +289,10 @@ def summarize(runs: Iterable[Mapping[str, Any]], *, key: str = "test_accuracy", 
     for name, group in groups.items():
         values = np.array([float(r[key]) for r in group]) * (100 if percent else 1)
         mean, std = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        unit = " %" if percent else ""
+        suffix = " %" if percent else ""
         prec = 1 if percent else 4
         rows.append({by: name, "mean": mean, "std": std, "n": len(values), "parameters": group[0].get("parameters"),
-                     "text": f"{mean:.{prec}f} ± {std:.{prec}f}{unit} ({len(values)} seed{'s' * (len(values) > 1)})"})
+                     "text": f"{mean:.{prec}f} ± {std:.{prec}f}{suffix} ({len(values)} {unit}{'s' * (len(values) > 1)})"})
     return rows
 
 
