@@ -289,10 +289,10 @@ def summarize(runs: Iterable[Mapping[str, Any]], *, key: str = "test_accuracy", 
     for name, group in groups.items():
         values = np.array([float(r[key]) for r in group]) * (100 if percent else 1)
         mean, std = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        suffix = " %" if percent else ""
-        prec = 1 if percent else 4
+        suffix, prec = (" %", 1) if percent else ("", 4)
+        count = f"{len(values)} {unit}{'s' * (len(values) > 1)}"
         rows.append({by: name, "mean": mean, "std": std, "n": len(values), "parameters": group[0].get("parameters"),
-                     "text": f"{mean:.{prec}f} ± {std:.{prec}f}{suffix} ({len(values)} {unit}{'s' * (len(values) > 1)})"})
+                     "text": f"{mean:.{prec}f} ± {std:.{prec}f}{suffix} ({count})"})
     return rows
 
 
