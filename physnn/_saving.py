@@ -58,7 +58,7 @@ def save(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     tensors: dict[str, torch.Tensor] = {}
     catalog = _Catalog(tensors)
     layers = []
-    for index, (name, layer) in enumerate(physical_layers(model)):
+    for index, (name, layer) in enumerate(named_physical_layers(model)):
         layers.append({"name": name, "device": catalog.ref(layer.device),
                        "twin": None if layer.twin is None else catalog.ref(layer.twin), "route": layer.route})
         tensors[f"layers/{index}/generator"] = layer.generator.get_state()
@@ -103,7 +103,7 @@ def load(path: str | os.PathLike[str], *, devices: Mapping[str | int, Device] | 
     resolver = _Resolver(path, manifest["devices"], tensors, layers, _chosen(devices or {}, layers, manifest, path))
     if model is None:
         model = _build(path, manifest, tensors, resolver)
-    found = dict(physical_layers(model))
+    found = dict(named_physical_layers(model))
     if list(found) != [entry["name"] for entry in layers]:
         raise ModelFileError(f"model file {path} holds physical layers {[e['name'] for e in layers]}, the model "
                              f"has {list(found)}")
@@ -119,7 +119,7 @@ def load(path: str | os.PathLike[str], *, devices: Mapping[str | int, Device] | 
     return model.train(manifest["training"])
 
 
-def physical_layers(model: nn.Module) -> Iterator[tuple[str, PhysicalLayer]]:
+def named_physical_layers(model: nn.Module) -> Iterator[tuple[str, PhysicalLayer]]:
     """``(name, layer)`` for every :class:`~physnn.PhysicalLayer` in ``model``, in module order."""
     for name, module in model.named_modules():
         if isinstance(module, PhysicalLayer):
@@ -307,7 +307,7 @@ def _from_checkpoint(path: Path, data: bytes, devices: Mapping[str | int, Device
         raise ConfigurationError(f"{path} is a fit() checkpoint, which holds weights only: pass the model fit "
                                  "trained (built the same way) as physnn.load(path, model=...)")
     state = verified_state(data, path)
-    found = dict(physical_layers(model))
+    found = dict(named_physical_layers(model))
     names = list(found)
     for key, device in devices.items():
         name = names[int(key)] if str(key).isdigit() and int(key) < len(names) else str(key)
