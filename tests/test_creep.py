@@ -1,5 +1,8 @@
 """physnn.training.creep: swap plans, the ladder of models, and training every level under one budget."""
 
+import csv
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -50,8 +53,10 @@ def test_run_creep_trains_every_level_and_writes_tables(tmp_path):
     y = torch.randint(0, 3, (60,), generator=g)
     x = torch.randn(60, 1, 6, 6, generator=g) * 0.3
     x[torch.arange(60), 0, y, y] += 2.0  # a learnable class signal
+    label = "non-unitary (paper's PyTorch model)"
     results = run_creep(_base, PLAN, (x[:45], y[:45]), (x[45:], y[45:]), epochs=2, batch_size=15, lr=0.05,
-                        seeds=[0, 1], out_dir=tmp_path, log=None)
+                        seeds=[0, 1], out_dir=tmp_path, log=None, model=label,
+                        references={"paper": {0: 92.3, 2: 96.92}, "authors after 2 epochs": {1: 90.83}})
     assert [r.level for r in results] == [0, 1, 2]
     assert all(len(r.accuracies) == 2 and 0.0 <= r.mean <= 1.0 and r.std >= 0 for r in results)
     assert results[0].mean > 0.5
@@ -59,9 +64,16 @@ def test_run_creep_trains_every_level_and_writes_tables(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     table = (tmp_path / "creep.md").read_text()
     assert "quantum linear" in table and "+-" in table
+    assert table.startswith(f"Model: {label}") and table.count(f"| {label} |") == 3
+    assert "| paper (%) | authors after 2 epochs (%) |" in table and "| 96.92 |" in table and "| 90.83 |" in table
+    with open(tmp_path / "creep.csv") as f:
+        assert [row["model"] for row in csv.DictReader(f)] == [label] * 3
+    rows = json.loads((tmp_path / "creep.json").read_text())["rows"]
+    assert [(r["model"], r["level"], r["paper"]) for r in rows] == [(label, 0, "92.30"), (label, 1, ""),
+                                                                   (label, 2, "96.92")]
     # a finished ladder resumes from its checkpoints without training again
     again = run_creep(_base, PLAN, (x[:45], y[:45]), (x[45:], y[45:]), epochs=2, batch_size=15, lr=0.05,
-                      seeds=[0, 1], out_dir=tmp_path, log=None)
+                      seeds=[0, 1], out_dir=tmp_path, log=None, model=label)
     assert [r.accuracies for r in again] == [r.accuracies for r in results]
 
 
@@ -78,12 +90,21 @@ def test_creep_images_example_runs_on_a_few_images(tmp_path):
     spec = importlib.util.spec_from_file_location("creep_images", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    for weights in ("complex", "real"):
+    expect = {"complex": ("non-unitary (paper's PyTorch model)", "| 96.92 | 93.76 |"),
+              "real": ("unitary (physical; authors' JAX model)", "| 94.54 | 16.30 |")}
+    for weights, (label, reference) in expect.items():
+        chosen = ["--weights", weights] if weights == "complex" else []  # real is the default
         example.main(["--datasets", "mnist", "--epochs", "1", "--train-size", "200", "--test-size", "200",
-                      "--weights", weights, "--data-dir", str(data), "--out", str(tmp_path / weights)])
+                      "--data-dir", str(data), "--out", str(tmp_path), "--baseline-seeds", "1", *chosen])
         table = (tmp_path / weights / "mnist" / "creep.md").read_text()
-        assert "+ quantum linear" in table and "96.92" in table and "level 2 93.76 %" in table
-    level2 = build_level(example.base_model, example.swap_plan(), 2)
+        assert "+ quantum linear" in table and reference in table and table.count(f"| {label} |") == 3
+        rows = json.loads((tmp_path / weights / "mnist" / "creep.json").read_text())["rows"]
+        assert {r["model"] for r in rows} == {label}
+        assert "logistic regression (raw pixels)" in (tmp_path / weights / "mnist" / "baselines.md").read_text()
+    assert example.MODELS["real"]["batch"] == 1000 and example.MODELS["real"]["lr"] == 5e-3
+    assert not [name for name, _ in build_level(example.base_model, example.swap_plan(), 2).named_parameters()
+                if name.endswith("weight_imag")]
+    level2 = build_level(example.base_model, example.swap_plan(complex_weights=True), 2)
     imaginary = [name for name, _ in level2.named_parameters() if name.endswith("weight_imag")]
     assert imaginary == ["0.weight_imag", "1.weight_imag", "3.weight_imag"]
     x, _ = example.images("mnist", "test", str(data), 3)
