@@ -13,9 +13,10 @@ leapfrog in torch ops, :func:`_autograd_case`, the same physics) and ``wavetorch
 Each contender runs in fresh subprocesses, round by round in turn (``--rounds``), ``--repeat``
 timed passes each after a warm-up on a tiny grid, on ``--threads`` threads (default 1: the CPU
 time ``time.process_time`` is then the single-thread cost). The table gives min and median of
-the forward+backward CPU time over all passes, its ratio to the plain autograd leapfrog's
-median, and the peak memory: the process's VmHWM (/proc/self/status) minus its VmRSS just
-before the first full-size pass, i.e. what the simulation and its backward pass add.
+the forward+backward CPU time over all passes, the speed-up (the plain autograd leapfrog's median
+over this median, and its min over this min), and the peak memory: the process's VmHWM
+(/proc/self/status) minus its VmRSS just before the first full-size pass, i.e. what the
+simulation and its backward pass add, beside its ratio to the autograd leapfrog's.
 
     python benchmarks/bench_wave.py [--wavetorch-python /work/wtvenv/bin/python]
 
@@ -241,7 +242,7 @@ def main(argv=None) -> None:
                 runs[solver].append(result)
     print(f"wave solvers, wavetorch vowel setup: grid {NX} x {NY}, batch {args.batch}, {args.steps} steps, "
           f"float32, {args.threads} thread(s), {args.rounds} rounds x {args.repeat} passes, CPU time")
-    print(f"{'solver':14s} {'fwd min':>8s} {'fwd+bwd min':>11s} {'median':>8s} {'x autograd':>10s} "
+    print(f"{'solver':14s} {'fwd min':>8s} {'fwd+bwd min':>11s} {'median':>8s} {'speed-up':>8s} {'(min)':>6s} "
           f"{'peak MB':>8s} {'x autograd':>10s} {'VmHWM MB':>9s}")
     stats = {}
     for s, rs in runs.items():
@@ -252,7 +253,7 @@ def main(argv=None) -> None:
                             hwm=max(r["hwm_mb"] for r in rs))
     base = stats.get("autograd")
     for s, st in stats.items():
-        speed = f"{base['median'] / st['median']:10.2f}" if base else f"{'':10s}"
+        speed = f"{base['median'] / st['median']:8.2f} {base['min'] / st['min']:6.2f}" if base else f"{'':15s}"
         mem = f"{st['peak'] / base['peak']:10.4f}" if base else f"{'':10s}"
         print(f"{s:14s} {st['fwd']:8.3f} {st['min']:11.3f} {st['median']:8.3f} {speed} {st['peak']:8.1f} {mem} "
               f"{st['hwm']:9.1f}")
