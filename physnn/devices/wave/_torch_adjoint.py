@@ -297,7 +297,7 @@ class _Adjoint:
             self.dsat_b = (-2 / st.uth ** 2) * self.sat_b           # d(dt sat e)/du = dsat u e^2
             self.e, self.d = torch.empty_like(self.lap), torch.empty_like(self.lap)
 
-    def step(self, n: int, cur: _Views, old: torch.Tensor | None, nxt: torch.Tensor | None) -> None:
+    def step(self, n: int, cur: _Views, old: _Views | None, nxt: _Views | None) -> None:
         """Back through step n (u^n -> u^{n+1}): ``cur`` = u^n on the extended box; ``old`` = u^{n-1}
         and ``nxt`` = u^{n+1} there (needed with saturable absorption only). Leaves ``lap`` (lap u^n)
         and ``speed`` (at u^n) on the box for the caller."""
@@ -321,7 +321,7 @@ class _Adjoint:
         if st.kerr:
             pb.addcmul_(dc, torch.mul(self.q4s, u, out=self.tmp))
         if sat:
-            dd = torch.sub(old[:, 1:-1, 1:-1], nxt[:, 1:-1, 1:-1], out=self.tmp)
+            dd = torch.sub(old.inner, nxt.inner, out=self.tmp)
             dd.view(dd.shape[0], -1).index_add_(1, self.src_box, st.drive_steps[n])
             dd.mul_(lb)  # lambda d(u^{n+1})/dD, with u^{n+1} less its drive
             self.g_sat.addcmul_(dd, e)
@@ -416,23 +416,26 @@ def _interior(st: Stepper) -> Stepper:
 
 def _checkpointed(adj: _Adjoint, st: Stepper, strip: torch.Tensor, starts: list, every: int, steps: int) -> None:
     """Run the adjoint back to step 0 segment by segment, recomputing each from its checkpoint: on the
-    extended box with the recorded ring when there is an absorber, else on the whole grid."""
+    extended box with the recorded ring when there is an absorber, else on the whole grid. One segment's
+    fields, u^{n0-1} .. u^{n1} on the extended box, live in a buffer made once."""
     ring = len(st.ring_idx) > 0
     lf = Leapfrog(_interior(st) if ring else st)
+    seg = starts[0][0].new_empty((every + 2,) + starts[0][0].shape)
+    views = [_views(f) for f in seg]
     for k in range(len(starts) - 1, -1, -1):
         n0, n1 = k * every, min(steps, (k + 1) * every)
         u, old = starts[k]
         lf.load(u, old)
-        crops = [old, u]  # u^{n0-1}, u^{n0}, ..., u^{n1} on the extended box
+        seg[0].copy_(old)
+        seg[1].copy_(u)
         for n in range(n0, n1):
             new = lf.step(n)
             if ring:
                 new.v.flat.index_copy_(1, lf.ring_idx, strip[n + 1])
-            crops.append(new.ext.clone(memory_format=torch.contiguous_format))
+            seg[n - n0 + 2].copy_(new.ext)
         for n in range(n1 - 1, n0 - 1, -1):
             j = n - n0
-            adj.step(n, _views(crops[j + 1]), crops[j], crops[j + 2])
-            crops.pop()
+            adj.step(n, views[j + 1], views[j], views[j + 2])
 
 
 def default_every(steps: int, every: int | None) -> int:
