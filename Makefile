@@ -57,7 +57,8 @@ lint: install
 	$(PY) -m ruff check physnn tests examples benchmarks
 
 # -W --keep-going: every warning (broken docstring markup, link or heading anchor) is listed, then fails the build;
-# -n: every cross-reference must resolve (docs/conf.py lists what is not checked, and why)
+# -n: every cross-reference must resolve (docs/conf.py lists what is not checked, and why);
+# -E: every page re-read, so a warning is never hidden by the cache of an unchanged page
 docs: $(VENV)/.docs-installed
-	$(VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -W --keep-going -n -E -q -b html docs docs/_build/html
 	@echo "make docs: open docs/_build/html/index.html"
