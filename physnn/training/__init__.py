@@ -2,7 +2,8 @@
 
 * :func:`fit`: the loop (progress, history CSV/JSON, atomic checkpoints with
   digests that :func:`load_checkpoint` verifies, exact resume, seeds, early
-  stopping, device-call accounting, curves).
+  stopping, device-call accounting, curves) with any loss (:mod:`.losses`: a built-in
+  name or a callable; int64 labels train a classifier, float targets a regression).
 * Methods: :class:`Backprop` (autograd; ``in_silico=True`` trains on twins and
   deploys on devices), :class:`PhysicsAware` (forward on the device, backward
   through a twin), :class:`ZerothOrder` (SPSA), :class:`ForwardForward`
@@ -34,15 +35,16 @@ from .baselines import (
 from .creep import LevelResult, Swap, build_level, count_parameters, ladder, run_creep, write_tables
 from .forward_forward import ForwardForward
 from .loop import Callback, RunResult, fit
+from .losses import Loss, resolve_loss
 from .methods import Backprop, Method, PhysicsAware, ZerothOrder
 from .models import Drive, PhysicalBlock, digital_network, physical_network
 from .plots import plot_comparison, plot_history
 from .twin import CalibratedTwin, NeuralTwin, TwinReport, fit_twin, network_drives
 
-__all__ = ["Backprop", "CalibratedTwin", "Callback", "Drive", "ForwardForward", "LevelResult", "Method",
+__all__ = ["Backprop", "CalibratedTwin", "Callback", "Drive", "ForwardForward", "LevelResult", "Loss", "Method",
            "NeuralTwin", "PhysicalBlock", "PhysicsAware", "RunResult", "Swap", "TwinReport", "ZerothOrder",
            "build_level", "count_parameters", "digital_network", "fit", "fit_twin", "ladder", "load_checkpoint",
            "network_drives", "physical_network", "RandomMap", "digital_baselines", "logistic_regression",
            "matched_mlp", "random_map_ablation", "results_table", "ridge", "summarize",
-           "trained_parameters",
+           "trained_parameters", "resolve_loss",
            "plot_comparison", "plot_history", "run_creep", "write_tables"]
