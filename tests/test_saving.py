@@ -4,6 +4,8 @@ instances with interface checks, fit checkpoints, and refusal of corrupt, newer 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,3 +221,16 @@ def test_corrupt_newer_and_mismatched_files_are_refused(tmp_path):
     physnn.save(plain, tmp_path / "plain.physnn")
     with pytest.raises(errors.ModelFileError, match=r"Sequential was not made by a physnn model builder.*model="):
         physnn.load(tmp_path / "plain.physnn")
+
+
+@pytest.mark.slow  # fitting the cavity's 10,000 pairs twice (build and rebuild) takes ~12 s on this machine
+def test_measured_cavity_is_saved_by_its_data_source_not_its_arrays(tmp_path):
+    data = Path(os.environ.get("PHYSNN_DATA", ""))
+    if not (data / "phyll" / "acoustic_x_data.csv").is_file():
+        pytest.skip(f"PhyLL cavity CSVs not found under {data}/phyll (set PHYSNN_DATA)")
+    cavity = create("phyll-cavity", features=200)
+    assert cavity.config() == {"data_dir": None, "method": "ridge-rff", "input_bounds": (0.0, 1.0), "features": 200}
+    model = physical_network([cavity], [3], route="none")
+    path = physnn.save(model, tmp_path / "cavity.physnn")
+    assert path.stat().st_size < 100_000  # the factory's settings, not 2 x 10,000 x 20 measured values
+    _roundtrip(model, torch.rand(4, 20, generator=torch.Generator().manual_seed(0)), tmp_path)
