@@ -38,12 +38,21 @@ the noise does: a model trained noise-free leans on quiet bands that the real
 chain's noise swamps, while physics-aware training sees the real outputs. The
 chain does not beat the digital parts alone on this small task.
 
-    python examples/vowels_audio.py                    # the default: seed 0 of the table above
+    python examples/vowels_audio.py                    # the default: seeds 0-2 with the baselines (~25 min wall)
+    python examples/vowels_audio.py --seeds 1 --no-baselines   # seed 0 of the table above
     python examples/vowels_audio.py --synthetic        # formants drawn from published statistics
     python examples/vowels_audio.py --epochs 20        # a quick look
 
+With ``--baselines`` (the default) every seed also gets, on the same split:
+logistic regression on the 12 raw formant features, an MLP with the physical
+classifier's 123 trainable parameters (trained by ``physnn.training.fit``) and
+the random-map ablation (the chain replaced by a fixed random linear map
+512 -> 512 samples with the chain's output statistics on the training drives,
+every digital part kept and trained as the physical model). The closing table
+gives every test accuracy as mean ± sample std over ``--seeds``.
+
 What to expect, measured on a busy 2-core machine (load ~9, so wall times are
-inflated; CPU times are summed over threads). Default (60 epochs, seed 0): backprop 92.2 % on the
+inflated; CPU times are summed over threads). One seed (60 epochs, seed 0): backprop 92.2 % on the
 nominal model, 54.4 % on the real chain; physics-aware 80.6 % on the real chain;
 digital parts only 91.3 %; 124 s CPU, 8.5 min wall. Quick look (``--epochs 20``):
 77.7 % / 53.4 % / 76.7 % / 90.3 %; 53 s CPU, 5.6 min wall. Writes
@@ -68,6 +77,7 @@ from physnn.devices import BlackBox
 from physnn.devices.audio import DiodeClipper, EffectChain, OpAmpOverdrive
 from physnn.devices.audio.encoding import BandEnergyReadout, ToneEncoder
 from physnn.errors import DataNotFoundError
+from physnn.training import digital_baselines, random_map_ablation, results_table, summarize
 
 FS, T, TONES = 16000.0, 512, 8
 BAND_EDGES = [150.0, 400.0, 800.0, 1400.0, 2200.0, 3200.0, 4800.0, 8000.0]  # 7 bands, one per vowel
@@ -152,6 +162,59 @@ def train(model: AudioClassifier, x: torch.Tensor, y: torch.Tensor, epochs: int,
             opt.step()
 
 
+def split(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A stratified split: a third of each vowel's tokens for testing; (train mask, test indices)."""
+    test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[: (labels == c).sum() // 3]
+                           for c in np.unique(labels)])
+    return ~np.isin(np.arange(len(labels)), test), test
+
+
+def run_seed(features: np.ndarray, labels: np.ndarray, seed: int, args: argparse.Namespace) -> list[dict]:
+    """Every model on seed ``seed``'s split and real chain; one row per model."""
+    rng = np.random.default_rng(seed)
+    train_mask, test = split(labels, rng)  # then the real chain's gain error, from the same generator
+    mean, std = features[train_mask].mean(0), features[train_mask].std(0)
+    x = torch.as_tensor((features - mean) / std, dtype=torch.float64, device=args.device)
+    y = torch.as_tensor(labels, device=args.device)
+    xtr, ytr, xte, yte = x[train_mask], y[train_mask], x[test], y[test]
+    nominal = chain()
+    real = BlackBox(chain(args.tolerance, seed=seed + 1), noise_std=args.noise,
+                    gain=1 + args.tolerance * (2 * rng.random() - 1), seed=seed + 2)
+
+    def trained(layer: nn.Module) -> AudioClassifier:
+        torch.manual_seed(seed)
+        model = AudioClassifier(layer).double().to(args.device)
+        train(model, xtr, ytr, args.epochs, seed)
+        return model
+
+    def row(model: str, accuracy: float, **extra) -> dict:
+        return {"model": model, "seed": seed, "test_accuracy": accuracy, **extra}
+
+    backprop = trained(PhysicalLayer(nominal, route="autograd", trainable=TRAINABLE))
+    params = sum(p.numel() for p in backprop.parameters() if p.requires_grad)
+    pat = trained(PhysicalLayer(real, route="twin", twin=nominal, trainable=TRAINABLE))
+    digital = trained(nn.Identity())
+    runs = [row("backprop, on the nominal model", accuracy(backprop, xte, yte), parameters=params),
+            row("backprop, on the real chain", accuracy(backprop, xte, yte, device=real), parameters=params),
+            row("physics-aware, on the real chain", accuracy(pat, xte, yte), parameters=params,
+                real_device_calls=real.calls),
+            row("no chain (digital parts only)", accuracy(digital, xte, yte),
+                parameters=sum(p.numel() for p in digital.parameters()))]
+    if args.baselines:
+        runs += digital_baselines((xtr, ytr), (xte, yte), n_params=params, seed=seed, epochs=args.epochs,
+                                  batch_size=32)
+        torch.manual_seed(seed)
+        template = AudioClassifier(PhysicalLayer(nominal, route="autograd", trainable=TRAINABLE)).double()
+        with torch.no_grad():
+            drives = template.encoder(xtr.cpu())  # the drives the chain gets at initialization
+        ablation = trained(random_map_ablation(template.layer, seed=seed, drives={0: drives}))
+        runs.append(row("random-map ablation (chain -> fixed random linear map)", accuracy(ablation, xte, yte),
+                        parameters=sum(p.numel() for p in ablation.parameters() if p.requires_grad)))
+    for r in runs:
+        r["test_tokens"] = len(yte)
+    return runs
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -160,79 +223,51 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=60, help="training epochs of each model (batches of 32)")
     p.add_argument("--tolerance", type=float, default=0.05, help="component tolerance of the real chain")
     p.add_argument("--noise", type=float, default=0.1, help="measurement noise of the real chain, V rms")
-    p.add_argument("--seed", type=int, default=0, help="seeds the split, the real chain's parts and the training")
+    p.add_argument("--seed", type=int, default=0, help="first seed: seeds the split, the real chain's parts and "
+                                                       "the training")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds")
+    p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run logistic regression, the matched MLP and the random-map ablation")
     p.add_argument("--out", default="runs/vowels_audio", help="folder for results.json and accuracy.png")
     p.add_argument("--device", type=torch_device, default="cpu", help="torch device of models, data: cpu or cuda")
     args = p.parse_args()
-    torch.manual_seed(args.seed)
     start = time.time()
-
     features, labels, source = load(args.data_dir, args.synthetic, args.seed)
-    rng = np.random.default_rng(args.seed)
-    test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[: (labels == c).sum() // 3]
-                           for c in np.unique(labels)])
-    train_mask = ~np.isin(np.arange(len(labels)), test)
-    mean, std = features[train_mask].mean(0), features[train_mask].std(0)
-    x = torch.as_tensor((features - mean) / std, dtype=torch.float64, device=args.device)
-    y = torch.as_tensor(labels, device=args.device)
-    xtr, ytr, xte, yte = x[train_mask], y[train_mask], x[test], y[test]
-    print(f"data: {source}; {len(ytr)} train / {len(yte)} test tokens, vowels {', '.join(PHYLL_VOWELS)}")
-
-    nominal = chain()
-    real = BlackBox(chain(args.tolerance, seed=args.seed + 1), noise_std=args.noise,
-                    gain=1 + args.tolerance * (2 * rng.random() - 1), seed=args.seed + 2)
-    results = {"source": source, "train": len(ytr), "test": len(yte), "tolerance": args.tolerance,
-               "noise_v": args.noise}
-
-    torch.manual_seed(args.seed)
-    backprop = AudioClassifier(PhysicalLayer(nominal, route="autograd", trainable=TRAINABLE)).double().to(args.device)
-    train(backprop, xtr, ytr, args.epochs, args.seed)
-    results["backprop"] = {"test_nominal": accuracy(backprop, xte, yte),
-                           "test_real": accuracy(backprop, xte, yte, device=real),
-                           "train_real": accuracy(backprop, xtr, ytr, device=real)}
-
-    torch.manual_seed(args.seed)
-    pat = AudioClassifier(PhysicalLayer(real, route="twin", twin=nominal, trainable=TRAINABLE)).double().to(args.device)
-    train(pat, xtr, ytr, args.epochs, args.seed)
-    results["physics_aware"] = {"test_real": accuracy(pat, xte, yte), "train_real": accuracy(pat, xtr, ytr),
-                                "real_device_calls": real.calls}
-    torch.manual_seed(args.seed)
-    digital = AudioClassifier(nn.Identity()).double().to(args.device)
-    train(digital, xtr, ytr, args.epochs, args.seed)
-    results["digital_only"] = {"test": accuracy(digital, xte, yte), "train": accuracy(digital, xtr, ytr)}
-    results["seconds"] = round(time.time() - start, 1)
-
-    print(f"backprop, evaluated on the nominal model : test {results['backprop']['test_nominal']:.1%}")
-    print(f"backprop, evaluated on the real chain    : test {results['backprop']['test_real']:.1%} "
-          f"(train {results['backprop']['train_real']:.1%})")
-    print(f"physics-aware training on the real chain : test {results['physics_aware']['test_real']:.1%} "
-          f"(train {results['physics_aware']['train_real']:.1%})")
-    print(f"no chain (digital parts only)            : test {results['digital_only']['test']:.1%} "
-          f"(train {results['digital_only']['train']:.1%})")
+    print(f"data: {source}; {len(labels)} tokens, vowels {', '.join(PHYLL_VOWELS)}")
+    runs = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        runs += run_seed(features, labels, seed, args)
+        print(f"seed {seed}: " + "; ".join(f"{r['model']} {r['test_accuracy']:.1%}" for r in runs
+                                           if r["seed"] == seed), flush=True)
+    rows = summarize(runs)
+    table = results_table(rows)
+    by_model = {k: [r for r in runs if r["model"].startswith(k)] for k in ("backprop", "physics-aware", "no chain")}
+    results = {"source": source, "tolerance": args.tolerance, "noise_v": args.noise, "test": runs[0]["test_tokens"],
+               "backprop": by_model["backprop"], "physics_aware": by_model["physics-aware"],
+               "digital_only": by_model["no chain"], "runs": runs, "table": table,
+               "seconds": round(time.time() - start, 1)}
+    print("\n" + table)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as fh:
         json.dump(results, fh, indent=2)
-    plot_accuracies(results, os.path.join(args.out, "accuracy.png"))
+    plot_accuracies(rows, results, os.path.join(args.out, "accuracy.png"))
     print(f"done in {results['seconds']:.0f} s; results.json and accuracy.png in {args.out}")
 
 
-def plot_accuracies(results: dict, path: str) -> None:
-    """Bar chart of the test accuracies in ``results``, each labelled with where it was measured."""
+def plot_accuracies(rows: list[dict], results: dict, path: str) -> None:
+    """Bar chart of the mean test accuracies (:func:`summarize` rows) with their std over seeds."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = {"backprop, on the nominal model": results["backprop"]["test_nominal"],
-            "backprop, on the real chain": results["backprop"]["test_real"],
-            "physics-aware, on the real chain": results["physics_aware"]["test_real"],
-            "no chain (digital parts only)": results["digital_only"]["test"]}
-    fig, ax = plt.subplots(figsize=(7, 3))
-    ax.barh(list(bars), [100 * v for v in bars.values()], color=[f"C{i}" for i in range(len(bars))])
-    for i, v in enumerate(bars.values()):
-        ax.text(100 * v + 1, i, f"{100 * v:.1f} %", va="center", fontsize=8)
-    ax.set_xlim(0, 110)
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1))
+    ax.barh([r["model"] for r in rows], [r["mean"] for r in rows], xerr=[r["std"] for r in rows],
+            color=[f"C{i}" for i in range(len(rows))])
+    for i, r in enumerate(rows):
+        ax.text(r["mean"] + r["std"] + 1, i, r["text"], va="center", fontsize=7)
+    ax.set_xlim(0, 130)
     ax.invert_yaxis()
-    ax.set_xlabel(f"test accuracy (%), {results['test']} tokens")
+    ax.set_xlabel(f"test accuracy (%), {results['test']} tokens, mean ± std over seeds")
     ax.set_title(f"noise {results['noise_v']} V rms, tolerance +-{100 * results['tolerance']:.0f} %", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
