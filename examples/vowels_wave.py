@@ -22,7 +22,8 @@ The quick look (36 recordings, 2 folds, 2 epochs) checks that everything runs; i
 much: train 66.7 %, test 63.9 % (mean of the 2 folds); 14 s CPU, 63 s wall on the busy machine.
 
 With ``--baselines`` (the default) every fold also gets, on the same recordings: logistic regression
-on the raw 1000-sample windows, an MLP with the medium's 16,000 trainable density values
+on the raw 1000-sample windows (and, since a raw waveform's phase defeats a linear model, on the
+magnitude of its Fourier transform), an MLP with the medium's 16,000 trainable density values
 (``physnn.training.fit``, Adam, the same epochs and batches) and the random-map ablation (the medium
 replaced by a fixed random linear map window -> 3 scores with the medium's output statistics; the
 medium has no digital parts, so nothing is left to train: it shows what chance-level looks like).
@@ -50,7 +51,7 @@ from physnn.cli import torch_device
 from physnn.data import VOWELS, load_vowel_audio, synthesize_vowel_audio
 from physnn.devices.wave import WaveMedium2D, plots, point
 from physnn.errors import DataNotFoundError
-from physnn.training import digital_baselines, random_map_ablation, results_table, summarize
+from physnn.training import digital_baselines, logistic_regression, random_map_ablation, results_table, summarize
 
 _SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "datasets")
 _SHARED = _SHARED if os.path.isdir(_SHARED) else None
@@ -159,6 +160,9 @@ def fold_baselines(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.T
     params = sum(p.numel() for p in layer.parameters())
     rows = digital_baselines((train_x, train_y), (test_x, test_y), n_params=params, seed=args.seed,
                              epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    spectrum = (lambda x: torch.fft.rfft(x.double()).abs())  # a fixed, phase-blind feature: the fair simple rival
+    rows.append({"model": "logistic regression (|FFT| of the window)",
+                 **logistic_regression(spectrum(train_x), train_y, spectrum(test_x), test_y)})
     ablation = random_map_ablation(layer, seed=args.seed + fold, drives={0: train_x[:32].cpu()}).to(args.device)
     with torch.no_grad():
         correct = (ablation(test_x).argmax(1) == test_y).double().mean()
