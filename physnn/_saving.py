@@ -73,7 +73,7 @@ def save(model: nn.Module, path: str | os.PathLike[str]) -> Path:
 
 
 def load(path: str | os.PathLike[str], *, devices: Mapping[str | int, Device] | None = None,
-         model: nn.Module | None = None) -> nn.Module:
+         model: nn.Module | None = None, route: str | None = None) -> nn.Module:
     """The model saved at ``path`` (by :func:`save`, or a ``fit`` checkpoint with ``model=``).
 
     Args:
@@ -85,6 +85,8 @@ def load(path: str | os.PathLike[str], *, devices: Mapping[str | int, Device] | 
             shapes and controls (names, shapes, bounds, units).
         model: a template with the saved structure (needed when the model was
             not made by a physnn builder); it is loaded in place and returned.
+        route: every physical layer's route after loading (default: each one's saved
+            route); e.g. ``"none"`` to run a model trained by backprop on a black box.
 
     Raises:
         ModelFileError: the file is corrupt, newer, or does not fit ``model``.
@@ -114,7 +116,7 @@ def load(path: str | os.PathLike[str], *, devices: Mapping[str | int, Device] | 
     load_exact(model, _prefixed(tensors, "model/"), f"model file {path}")
     for index, entry in enumerate(layers):
         layer = found[entry["name"]]
-        layer.route = entry["route"]
+        layer.route = entry["route"] if route is None else route
         layer.generator.set_state(tensors[f"layers/{index}/generator"])
     return model.train(manifest["training"])
 
@@ -295,7 +297,10 @@ def _build(path: Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor
     build = resolve_physnn(builder["target"], "model builder")
     if not getattr(build, "__physnn_builder__", False):
         raise ModelFileError(f"model file {path} names {builder['target']}, which is not a physnn model builder")
-    return build(**{k: decode(v, tensors, resolver.device) for k, v in builder["arguments"].items()})
+    arguments = {k: decode(v, tensors, resolver.device) for k, v in builder["arguments"].items()}
+    if "route" in arguments:  # built with the route every device takes; load() then sets each layer's own
+        arguments["route"] = "none"
+    return build(**arguments)
 
 
 def _from_checkpoint(path: Path, data: bytes, devices: Mapping[str | int, Device],

@@ -97,6 +97,18 @@ def test_twin_trained_model_deploys_onto_a_callable_hardware_adapter(tmp_path):
     assert by_index[0].physical.device is adapter
 
 
+def test_a_model_trained_by_backprop_runs_on_a_black_box_with_route_none(tmp_path):
+    sim = CoupledPendula(4, steps=30)
+    model = physical_network([sim], [3], route="autograd")
+    physnn.save(model, tmp_path / "m.physnn")
+    hardware = BlackBox(CoupledPendula(4, steps=30))
+    with pytest.raises(errors.GradientRouteError, match=r"route 'autograd' needs a differentiable device.*BlackBox"):
+        physnn.load(tmp_path / "m.physnn", devices={0: hardware})
+    deployed = physnn.load(tmp_path / "m.physnn", devices={0: hardware}, route="none")
+    x = torch.rand(3, 4)
+    assert torch.equal(deployed(x), model(x)) and deployed[0].physical.route == "none"
+
+
 def test_deploy_names_every_interface_mismatch(tmp_path):
     model, _ = _pendula_model()
     physnn.save(model, tmp_path / "m.physnn")
