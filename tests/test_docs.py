@@ -1,9 +1,9 @@
 """The code in the README and docs runs as written."""
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
-import math
 import re
 import sys
 from pathlib import Path
@@ -45,8 +45,8 @@ def _section(page: str, device: str) -> str:
 
 
 def _row(page: str, control: str) -> list[str]:
-    """The cells of a control's row in a generated list-table: name, shape, low, high, unit, default."""
-    m = re.search(rf"   \* - ``{control}``\n((?:     - .*\n){{5}})", page)
+    """The cells of a control's row in a generated list-table: name, shape, low, high, unit, default, doc."""
+    m = re.search(rf"   \* - ``{control}``\n((?:     - .*\n){{6}})", page)
     assert m is not None, f"no row for control {control!r}"
     return [control, *(line.removeprefix("     - ") for line in m[1].splitlines())]
 
@@ -72,29 +72,28 @@ def test_device_reference_covers_every_catalog_entry_with_signature_bounds_and_u
             if p.default is not p.empty:
                 assert line[1].endswith(f" = {p.default!r}"), f"{name}: {p.name}{line[1]}"
         for text in entry.controls:  # e.g. "coupling [3] in [0, 40] 1/s^2 (default 4.0)"
-            head = text.split(" (default")[0]
+            head, default = text.split(" (default")
             low, high = head[head.index(" in [") + 5:head.index("]", head.index(" in ["))].split(", ")
             unit = head[head.index("]", head.index(" in [")) + 1:].strip() or "dimensionless"
             cells = _row(page, text.split(" ")[0])
-            assert cells[2:5] == [low, high, unit], f"{name}: {text!r} rendered as {cells}"
+            assert cells[2:6] == [low, high, unit, default.strip(":) ")], f"{name}: {text!r} rendered as {cells}"
+            assert cells[6], f"{name}: control {cells[0]!r} has no description"
 
 
 def test_a_new_catalog_entry_appears_without_editing_the_docs(monkeypatch):
-    from physnn.devices._catalog import CATALOG, DeviceInfo
+    from physnn.devices._catalog import CATALOG
 
     gen = _generator()
-    monkeypatch.setitem(CATALOG, "reference-wide", DeviceInfo(
-        "physnn.devices.reference:ReferenceDevice", "ReferenceDevice", True, (9,), (9,),
-        ("gain [9] in [0, 5] V/V (default 1.0)", "bias [9] in [-1, 1] V (default 0.0)")))
-    page = _section(gen.render()["core.rst"], "reference-wide")
-    assert "``(9,)`` / ``(9,)``" in page
-    assert _row(page, "gain")[1:5] == ["``[9]``", "0", "5", "V/V"]
+    monkeypatch.setitem(CATALOG, "reference-copy", CATALOG["reference"])
+    page = _section(gen.render()["core.rst"], "reference-copy")
+    assert "physnn.devices.create('reference-copy')" in page and "``(4,)`` / ``(4,)``" in page
+    assert _row(page, "gain")[1:] == ["``[4]``", "0", "5", "V/V", "1.0", "small-signal gain of each amplifier"]
 
 
-def test_an_unreadable_catalog_control_is_an_error_naming_it():
+def test_a_catalog_entry_that_disagrees_with_its_device_is_an_error_naming_it(monkeypatch):
+    from physnn.devices._catalog import CATALOG
+
     gen = _generator()
-    row = gen.parse_control("wave-2d", "rho [100, 160] in [0, 1] (default 0.5)")
-    assert (row.shape, row.low, row.high, row.unit, row.default) == ((100, 160), 0.0, 1.0, "", "0.5")
-    assert gen.parse_control("q", "weights [2] in [-inf, inf] rad (default: 2 values in [0, 1])").high == math.inf
-    with pytest.raises(ConfigurationError, match=r"catalog entry 'lamp': control 'brightness 0 to 1'.*name \[shape\]"):
-        gen.parse_control("lamp", "brightness 0 to 1")
+    wrong = dataclasses.replace(CATALOG["reference"], controls=("gain [9] in [0, 5] V/V (default 1.0)",))
+    with pytest.raises(ConfigurationError, match=r"catalog entry 'reference-9'.*gain \[9\].*gain \[4\]"):
+        gen.controls_of("reference-9", wrong)

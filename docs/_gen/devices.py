@@ -3,8 +3,9 @@
 One page per device family (each subpackage of :mod:`physnn.devices`, found at
 build time, plus ``core`` for the devices defined in ``physnn.devices`` itself):
 for every entry of ``physnn/devices/_catalog.py`` its registry name, its
-constructor signature, shapes and controls (name, shape, bounds, unit, default,
-as at default settings), then the family's API from the docstrings.
+constructor signature, shapes and controls (name, shape, bounds, unit, default
+and what the knob does, read from the device built at default settings and
+checked against the catalog), then the family's API from the docstrings.
 
 As a Sphinx extension (``docs/conf.py``) the pages are written into
 ``docs/api/devices/`` (git-ignored) when the builder starts; ``render()`` returns
@@ -17,13 +18,12 @@ import importlib
 import inspect
 import math
 import pkgutil
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import physnn.devices
-from physnn.devices._catalog import CATALOG, DeviceInfo
+from physnn.device import Control
+from physnn.devices._catalog import CATALOG, DeviceInfo, describe_control
 from physnn.errors import ConfigurationError
 
 #: the folder (relative to the docs source) the pages are written to
@@ -40,31 +40,24 @@ TITLES = {
     "optics": "Optics",
 }
 
-# "name [3, 4] in [lo, hi] unit (default d)", as physnn.devices._catalog.describe_control writes it
-_CONTROL = re.compile(r"(?P<name>\w+) (?:\[(?P<shape>[\d, ]+)\] )?in \[(?P<low>[^,\]]+), (?P<high>[^\]]+)\]"
-                      r"(?: (?P<unit>[^(]+?))? \(default:? (?P<default>.+)\)")
+def controls_of(name: str, entry: DeviceInfo) -> tuple[Control, ...]:
+    """The controls of the device built at default settings, which must read as its catalog entry says.
 
-
-@dataclass(frozen=True)
-class ControlRow:
-    """One control of a catalog entry: bounds as floats (``-inf``/``inf`` where unbounded), unit ``""`` if none."""
-
-    name: str
-    shape: tuple[int, ...]
-    low: float
-    high: float
-    unit: str
-    default: str
-
-
-def parse_control(device: str, text: str) -> ControlRow:
-    """Read one catalog control line back into its fields; an unreadable line is a ConfigurationError."""
-    m = _CONTROL.fullmatch(text)
-    if m is None:
-        raise ConfigurationError(f"catalog entry {device!r}: control {text!r} is not of the form "
-                                 f"'name [shape] in [low, high] unit (default value)'")
-    shape = tuple(int(s) for s in m["shape"].split(",")) if m["shape"] else ()
-    return ControlRow(m["name"], shape, float(m["low"]), float(m["high"]), (m["unit"] or "").strip(), m["default"])
+    An entry without controls is not built (the measured cavity would need its data file);
+    tests/test_cli.py checks every device against its entry.
+    """
+    if not entry.controls:
+        return ()
+    device = _target(entry)()
+    try:
+        controls = tuple(device.controls)
+    finally:
+        device.close()
+    described = tuple(describe_control(c) for c in controls)
+    if described != tuple(entry.controls):
+        raise ConfigurationError(f"catalog entry {name!r} lists the controls {list(entry.controls)}, but "
+                                 f"{entry.target} at default settings has {list(described)}")
+    return controls
 
 
 def families() -> dict[str, str]:
@@ -112,6 +105,11 @@ def _bound(x: float) -> str:
     return ("-inf" if x < 0 else "inf") if math.isinf(x) else f"{x:g}"
 
 
+def _default(control: Control) -> str:
+    # as `physnn devices` prints it: "1.0", or "24 values in [0.0547, 5.63]" for a many-valued default
+    return describe_control(control).rsplit("(default", 1)[1].lstrip(":").strip().removesuffix(")")
+
+
 def _table(rows: list[list[str]], header: list[str] | None = None) -> str:
     lines = [".. list-table::", "   :header-rows: 1" if header else "   :stub-columns: 1", ""]
     for row in ([header] if header else []) + rows:
@@ -137,16 +135,15 @@ def device_section(name: str, entry: DeviceInfo) -> str:
              ["differentiable", "yes" if entry.differentiable else "no (a black box: twin, zeroth-order or readout)"],
              ["needs", ", ".join(needs)],
              ["checked by ``physnn check`` at", f"``{dict(entry.check_settings)}``"]]
-    controls = [parse_control(name, c) for c in entry.controls]
     rows = [[f"``{c.name}``", f"``{list(c.shape)}``" if c.shape else "scalar", _bound(c.low), _bound(c.high),
-             c.unit or "dimensionless", c.default] for c in controls]
+             c.unit or "dimensionless", _default(c), c.doc] for c in controls_of(name, entry)]
     parts = [f".. _device-{name}:\n", _heading(f"``{name}``", "~"),
              _table(facts),
              "Constructor:\n", ".. code-block:: python\n", *(f"   {line}" for line in signature(entry).splitlines()),
              ""]
     if rows:
         parts += ["Controls at default settings (bounds inclusive; a setting outside them is an error):\n",
-                  _table(rows, ["control", "shape", "low", "high", "unit", "default"])]
+                  _table(rows, ["control", "shape", "low", "high", "unit", "default", "what it does"])]
     else:
         parts.append("No controls: the device is fixed (only what comes before and after it trains).\n")
     return "\n".join(parts) + "\n"
