@@ -99,7 +99,7 @@ def load(path: str | os.PathLike[str], *, devices: Mapping[str | int, Device] | 
     except OSError as exc:
         raise ModelFileError(f"model file {path} cannot be read: {exc}") from exc
     if data.startswith(CHECKPOINT_MAGIC):
-        return _from_checkpoint(path, data, devices or {}, model)
+        return _from_checkpoint(path, data, devices or {}, model, route)
     manifest, tensors = read_file(path, data)
     layers = manifest["layers"]
     resolver = _Resolver(path, manifest["devices"], tensors, layers, _chosen(devices or {}, layers, manifest, path))
@@ -304,7 +304,7 @@ def _build(path: Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor
 
 
 def _from_checkpoint(path: Path, data: bytes, devices: Mapping[str | int, Device],
-                     model: nn.Module | None) -> nn.Module:
+                     model: nn.Module | None, route: str | None) -> nn.Module:
     """Load the weights of a ``fit`` checkpoint (the last epoch's) into ``model``, deploying ``devices``."""
     from .training._checkpoint import verified_state
 
@@ -323,6 +323,8 @@ def _from_checkpoint(path: Path, data: bytes, devices: Mapping[str | int, Device
         check_interface(interface(layer.device), layer.device._label(), device, f"layer {name!r}")
         layer.device = device
     load_exact(model, state["method"]["model"], f"checkpoint {path}")
+    for layer in found.values():  # also checks each route against a deployed device
+        layer.route = route or layer.route
     return model
 
 

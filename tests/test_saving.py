@@ -209,6 +209,13 @@ def test_fit_checkpoint_loads_into_the_model_fit_trained(tmp_path):
         assert torch.equal(loaded(x), model(x))
     with pytest.raises(errors.ConfigurationError, match="fit\\(\\) checkpoint.*model="):
         physnn.load(tmp_path / "checkpoint.pt")
+    bench = CallableDevice(lambda v, coupling, offset: model[0].physical.device(v, {"coupling": coupling,
+                                                                                  "offset": offset}),
+                           (4,), (4,), controls=model[0].physical.device.controls)
+    again, _ = _pendula_model(noise_std=0.0)
+    deployed = physnn.load(tmp_path / "checkpoint.pt", model=again, devices={0: bench}, route="none")
+    with torch.no_grad():
+        assert torch.equal(deployed(x), model(x)) and deployed[0].physical.device is bench
 
 
 def test_corrupt_newer_and_mismatched_files_are_refused(tmp_path):
