@@ -110,6 +110,7 @@ def test_audio_chain_preset_round_trips_through_physnn_process(tmp_path):
     process_file(str(tmp_path / "in.wav"), str(tmp_path / "api.wav"), chain, controls=knobs)
     cli, api = sf.read(tmp_path / "cli.wav")[0], sf.read(tmp_path / "api.wav")[0]
     assert np.abs(cli).max() > 0.05 and np.array_equal(cli, api)
+    assert main(["process", str(tmp_path / "in.wav"), str(tmp_path / "none.wav")]) == 2  # neither device nor preset
 
     bad = json.loads((tmp_path / "chain.json").read_text())
     bad["controls"]["diode-clipper:drive"]["value"] = 80.0
