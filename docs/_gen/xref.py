@@ -75,9 +75,9 @@ def public_bases(app: Any, name: str, obj: Any, options: Any, bases: list) -> No
     bases[:] = list(dict.fromkeys(expanded))
 
 
-def public_mro(base: type) -> list[type]:
-    """``[base]`` if it is public, else the public classes it derives from (nearest first)."""
-    if not base.__name__.startswith("_"):
+def public_mro(base: Any) -> list[Any]:
+    """``[base]`` if it is public (or not a class, e.g. ``Generic[T]``), else the public classes it derives from."""
+    if not isinstance(base, type) or not base.__name__.startswith("_"):
         return [base]
     return [b for parent in base.__bases__ for b in public_mro(parent)]
 
