@@ -370,7 +370,7 @@ class Device(nn.Module):
         self.__dict__["_recipe"] = (factory_name, (), _frozen(dict(config)))
 
     @property
-    def factory(self) -> type | str:
+    def config_factory(self) -> type | str:
         """What :meth:`config` rebuilds this device with: its class, or a registered factory's name."""
         return self.__dict__["_recipe"][0]
 

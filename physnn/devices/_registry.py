@@ -62,7 +62,7 @@ def create(name: str, **config: Any) -> Device:
 
 def registry_name(device: Device | type) -> str | None:
     """The name ``create`` builds ``device`` (an instance or a class) by; None when it is not registered."""
-    factory = device.factory if isinstance(device, Device) else device
+    factory = device.config_factory if isinstance(device, Device) else device
     if isinstance(factory, str):
         return factory
     for name, target in _table().items():
