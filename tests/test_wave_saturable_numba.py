@@ -9,7 +9,7 @@ import torch
 from wave_helpers import outputs_and_grads, passes_gradcheck, rel_error, wave_data
 
 from physnn import _threads
-from physnn.devices.wave import WaveMedium2D
+from physnn.devices.wave import WaveMedium2D, _kernels_rows, _solver
 from physnn.devices.wave._solver import solve
 from physnn.errors import ConfigurationError
 
@@ -101,3 +101,28 @@ def test_bit_identical_on_1_and_2_threads(threads, batch, sat_b0):
     assert _threads.num_threads() == min(2, _threads._cpus())
     for a, b in zip(one, run(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_batch_of_one_on_row_blocks_is_bit_identical(monkeypatch, parts):
+    """A batch of one splits the grid's rows (with halos, HALO steps per round) instead of the batch:
+    any number of blocks gives the one-block results bit for bit (blocks beyond the CPUs share threads)."""
+    medium = WaveMedium2D(**dict(SAT, shape=(30, 20), n_steps=45, sat_b0=0.0), backend="numba")
+    x0, rho0 = wave_data(medium, batch=1)
+
+    def run() -> list[torch.Tensor]:
+        x, rho = x0.clone().requires_grad_(), rho0.clone().requires_grad_()
+        sol = medium.simulate(x, {"rho": rho})
+        (sol.intensity.square().sum() + sol.signals.sin().sum()).backward()
+        return [sol.intensity.detach(), sol.signals.detach(), x.grad, rho.grad]
+
+    monkeypatch.setattr(_solver, "num_threads", lambda: 1)
+    one = run()
+    seen: list[int] = []
+    blocks = _kernels_rows._blocks
+    monkeypatch.setattr(_kernels_rows, "_blocks", lambda rows, k: seen.append(k) or blocks(rows, k))
+    monkeypatch.setattr(_solver, "num_threads", lambda: parts)
+    for a, b in zip(one, run(), strict=True):
+        assert torch.equal(a, b)
+    assert seen == [parts, parts]  # forward and backward ran on row blocks
+    assert len(blocks(32, parts)) == parts

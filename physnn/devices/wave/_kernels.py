@@ -30,9 +30,9 @@ from ..._threads import over_rows
 
 
 @njit(cache=True)
-def _step(cur, old, cl, q, a1, a2, r2):  # pragma: no cover - compiled
-    """``old`` <- u^{n+1} from ``cur`` = u^n and ``old`` = u^{n-1}, on the whole grid."""
-    for i in range(1, cur.shape[0] - 1):
+def _step(cur, old, cl, q, a1, a2, r2, lo, hi):  # pragma: no cover - compiled
+    """``old`` <- u^{n+1} from ``cur`` = u^n and ``old`` = u^{n-1}, on rows ``lo:hi`` (padded indices)."""
+    for i in range(lo, hi):
         for j in range(1, cur.shape[1] - 1):
             u = cur[i, j]
             lap = (cur[i - 1, j] + cur[i + 1, j]) + (cur[i, j - 1] + cur[i, j + 1]) - (u + u + u + u)
@@ -68,7 +68,7 @@ def forward(x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j, 
         cur = np.zeros_like(cl)
         old = np.zeros_like(cl)
         for n in range(steps):
-            _step(cur, old, cl, q, a1, a2, r2)
+            _step(cur, old, cl, q, a1, a2, r2, 1, cl.shape[0] - 1)
             _inject(old, x, b, n, src_i, src_j, src_s, src_w, dt2, False)
             _record(old, b, n, dt, prb_i, prb_j, prb_p, prb_w, ring_i, ring_j, signals, intensity, strip, save)
             cur, old = old, cur
@@ -163,13 +163,14 @@ def _rebuild_row(nxt, um, u0, up, cl, q, r2):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _adjoint_sweep(part, lam, w, cur, nxt, cl, q, a1, a2, r2, box, gcl, gq):  # pragma: no cover
-    """One backward step on the whole grid, row by row; row ``i + 1`` of ``w`` is formed just
-    before row ``i`` needs it (lambda of row i + 1 is still untouched then)."""
+def _adjoint_sweep(part, lam, w, cur, nxt, cl, q, a1, a2, r2, box, gcl, gq, lo, hi):  # pragma: no cover
+    """One backward step on rows ``lo:hi`` (padded indices), row by row; row ``i + 1`` of ``w`` is
+    formed just before row ``i`` needs it (lambda of row i + 1 is still untouched then)."""
     rows, cols = cur.shape
     r0, r1, c0, c1 = box[0], box[1], box[2], box[3]
-    _weight_row(w[1], cur[1], lam[1], cl[1], q[1], a1[1], r2)
-    for i in range(1, rows - 1):
+    for i in range(max(lo - 1, 1), lo + 1):
+        _weight_row(w[i], cur[i], lam[i], cl[i], q[i], a1[i], r2)
+    for i in range(lo, hi):
         if i + 1 < rows - 1:
             _weight_row(w[i + 1], cur[i + 1], lam[i + 1], cl[i + 1], q[i + 1], a1[i + 1], r2)
         if r0 <= i < r1:
@@ -215,7 +216,7 @@ def backward(x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j,
             for k in range(src_i.shape[0]):
                 g_x[b, src_s[k], n] += (dt2 * src_w[k]) * lam[src_i[k], src_j[k]]
             _inject(nxt, x, b, n, src_i, src_j, src_s, src_w, dt2, True)
-            _adjoint_sweep(part, lam, w, cur, nxt, cl, q, a1, a2, r2, box, g_cl[b], g_q[b])
+            _adjoint_sweep(part, lam, w, cur, nxt, cl, q, a1, a2, r2, box, g_cl[b], g_q[b], 1, cl.shape[0] - 1)
             if n >= 1:
                 for k in range(ring_i.shape[0]):
                     nxt[ring_i[k], ring_j[k]] = strip[b, n - 1, k]

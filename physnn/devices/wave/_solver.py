@@ -2,7 +2,10 @@
 
 * ``numba`` (CPU): the fused kernels of :mod:`._kernels`, wrapped in a
   ``torch.autograd.Function`` whose backward pass is the hand-written reversible adjoint
-  with boundary saving (memory: the last two fields plus a one-cell ring per step).
+  with boundary saving (memory: the last two fields plus a one-cell ring per step); with
+  saturable absorption, the checkpointed adjoint of :mod:`._kernels_sat`. Threads
+  (``torch.get_num_threads()``) take blocks of samples, or for a batch of one (reversible
+  media) blocks of grid rows (:mod:`._kernels_rows`); results are bit-identical either way.
 * ``torch`` (any torch device, CUDA included): the same update in torch ops
   (:mod:`._torch_adjoint`), with the same exact adjoint written in torch ops: reversible
   with boundary saving, or, with saturable absorption (lossy, irreversible), recomputed from
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..._threads import num_threads
 from ._torch_adjoint import Stepper, TorchWave, _check_inside_box, damping_coefficients, default_every
 
 
@@ -99,6 +103,11 @@ def _static(layout: Layout, dt: float, dtype: np.dtype) -> dict[str, np.ndarray]
     }
 
 
+def _rows(batch: int) -> bool:
+    """Split the grid's rows over the threads (a batch of one), rather than the samples."""
+    return batch == 1 and num_threads() > 1
+
+
 class _NumbaWave(torch.autograd.Function):
     """Fused CPU forward; backward by the exact adjoint: reversible (interior rebuilt, ring replayed)
     or, with saturable absorption ``sat``, checkpointed every ``every`` steps (:mod:`._kernels_sat`)."""
@@ -106,7 +115,7 @@ class _NumbaWave(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, cl, q, sat, layout: Layout, dt: float, h: float, sat_uth: float,  # type: ignore[override]
                 every: int):
-        from . import _kernels, _kernels_sat
+        from . import _kernels, _kernels_rows, _kernels_sat
 
         dtype = np.dtype(str(x.dtype).replace("torch.", ""))
         st = _static(layout, dt, dtype)
@@ -124,8 +133,11 @@ class _NumbaWave(torch.autograd.Function):
         if sat is None:
             u_last = np.empty((batch, ny + 2, nx + 2), dtype)
             u_prev = np.empty_like(u_last)
-            _kernels.forward(xn, *fields, st["a1"], st["a2"], r2, dtn, *ports, signals, intensity, strip,
-                             u_last, u_prev)
+            args = (xn, *fields, st["a1"], st["a2"], r2, dtn, *ports, signals, intensity, strip, u_last, u_prev)
+            if _rows(batch):
+                _kernels_rows.forward(*args, num_threads())
+            else:
+                _kernels.forward(*args)
             saved: tuple = (u_last, u_prev)
         else:
             r0, r1, c0, c1 = st["box"]
@@ -140,7 +152,7 @@ class _NumbaWave(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_int, g_sig):  # type: ignore[override]
-        from . import _kernels, _kernels_sat
+        from . import _kernels, _kernels_rows, _kernels_sat
 
         xn, fields, st, r2, dtn, ports, strip, saved, layout = ctx.state
         batch, _, steps = xn.shape
@@ -151,8 +163,11 @@ class _NumbaWave(torch.autograd.Function):
         g_x = np.zeros_like(xn)
         g_fields = np.zeros((len(fields), batch) + fields[0].shape, dtype)  # per sample: g_cl, g_q (, g_sat)
         if len(fields) == 2:
-            _kernels.backward(xn, *fields, st["a1"], st["a2"], r2, dtn, *ports, strip, *saved, st["box"], gi, gs,
-                              g_x, *g_fields)
+            args = (xn, *fields, st["a1"], st["a2"], r2, dtn, *ports, strip, *saved, st["box"], gi, gs, g_x, *g_fields)
+            if _rows(batch):
+                _kernels_rows.backward(*args, num_threads())
+            else:
+                _kernels.backward(*args)
         else:
             ckpt, uth2, every = saved
             _kernels_sat.backward(xn, *fields, st["a1"], st["a2"], r2, dtn, uth2, st["box"], every, *ports, strip,
