@@ -16,14 +16,6 @@ from physnn.training import Backprop, ForwardForward, PhysicsAware, ZerothOrder,
 from physnn.training.losses import BUILTIN, RegressionSums, resolve_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def regression(n: int = 80, d: int = 6, outputs: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs (n, d) and smooth nonlinear float targets (n, outputs)."""
     g = torch.Generator().manual_seed(seed)
