@@ -149,7 +149,7 @@ def run_seed(x: torch.Tensor, seed: int, args: argparse.Namespace) -> dict:
                       / float(yte.double().pow(2).sum()), "parameters": fir["parameters"]}
     mlp = matched_mlp(len(HIDDEN), 1, 1, seed=seed).double().to(device)
     flat = (lambda t: t.reshape(-1, 1))  # noqa: E731
-    fit(Backprop(mlp, lr=3e-2), (flat(xtr), flat(ytr)), epochs=args.mlp_epochs, batch_size=4096, seed=seed,
+    fit(Backprop(mlp, lr=5e-2), (flat(xtr), flat(ytr)), epochs=args.mlp_epochs, batch_size=4096, seed=seed,
         loss="mse", progress=False, plot=False, eval_train=False, monitor="loss")
     with torch.no_grad():
         rows["matched MLP (memoryless, 1 ReLU unit)"] = errors(mlp(flat(xte)).reshape(yte.shape), yte) | {
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="waveform MSE or multi-resolution STFT")
     parser.add_argument("--clips", type=int, default=16, help="recordings per vowel (3 vowels; 2/3 train, 1/3 test)")
     parser.add_argument("--seconds", type=float, default=0.2, help="length of each clip (s), from its middle")
-    parser.add_argument("--mlp-epochs", type=int, default=10,
+    parser.add_argument("--mlp-epochs", type=int, default=30,
                         help="epochs of the matched MLP (batches of 4096 samples)")
     parser.add_argument("--data-dir", default=None, help="folder holding hillenbrand1995/ (None: $PHYSNN_DATA)")
     parser.add_argument("--out", default="audio-match", help="folder for audio_match.png and audio_match.json")

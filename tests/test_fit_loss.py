@@ -160,3 +160,26 @@ def test_forward_forward_refuses_regression_and_any_loss():
     result = fit(method, (x, y), epochs=1, progress=False)  # the default stays: accuracy, no loss on eval sets
     assert "train_accuracy" in result.history[-1] and "train_loss" not in result.history[-1]
     assert np.isfinite(result.history[-1]["loss"])
+
+
+@pytest.mark.slow
+def test_audio_match_example_recovers_the_hidden_knobs(tmp_path):
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    data = Path(os.environ.get("PHYSNN_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    if not (data / "hillenbrand1995" / "vowels").is_dir():
+        pytest.skip(f"needs the Hillenbrand recordings in {data} (set PHYSNN_DATA to shared/datasets)")
+    spec = importlib.util.spec_from_file_location("audio_match", Path(__file__).resolve().parents[1] / "examples"
+                                                  / "audio_match.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    (run,) = example.main(["--seeds", "1", "--clips", "3", "--seconds", "0.05", "--mlp-epochs", "5",
+                           "--data-dir", str(data), "--out", str(tmp_path)])
+    for name, value in example.HIDDEN.items():
+        assert run["knobs"][-1][name] == pytest.approx(value, rel=1e-3), name
+    rows = run["rows"]
+    assert rows["pedal, fitted knobs"]["esr"] < 1e-8 < rows["FIR, 64 taps (ridge)"]["esr"]
+    assert run["curve"][-1] < 1e-3 * run["curve"][0]
+    assert (tmp_path / "audio_match.png").stat().st_size > 0
