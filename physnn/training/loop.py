@@ -143,6 +143,11 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
     Returns:
         A :class:`RunResult`.
     """
+    if epochs < 1 or (batch_size is not None and batch_size < 1) or (patience is not None and patience < 1):
+        raise ConfigurationError(f"fit needs epochs >= 1, batch_size >= 1 or None, patience >= 1 or None; got "
+                                 f"{epochs}, {batch_size}, {patience}")
+    if resume and out_dir is None:
+        raise ConfigurationError("fit(resume=True) needs out_dir=, the folder holding checkpoint.pt")
     x, y = train
     _check_data("train", x, y)
     objective = resolve_loss(loss, y)
@@ -155,11 +160,6 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
                                      f"{tuple(y.shape)}; they must agree after the first (sample) axis")
     method.set_loss(objective)
     classify = objective.task == CLASSIFICATION
-    if epochs < 1 or (batch_size is not None and batch_size < 1) or (patience is not None and patience < 1):
-        raise ConfigurationError(f"fit needs epochs >= 1, batch_size >= 1 or None, patience >= 1 or None; got "
-                                 f"{epochs}, {batch_size}, {patience}")
-    if resume and out_dir is None:
-        raise ConfigurationError("fit(resume=True) needs out_dir=, the folder holding checkpoint.pt")
     monitor = monitor or ("val_" if val is not None else "train_") + ("accuracy" if classify else "loss")
     if monitor.startswith("train_") and not eval_train:
         raise ConfigurationError(f"monitor {monitor!r} needs eval_train=True; pass val= or another monitor")
