@@ -76,6 +76,24 @@ def test_rbj_coefficients_match_the_cookbook_and_pass_gradcheck(kind):
     assert torch.autograd.gradcheck(lambda *k: _ops.rbj(kind, *k, 44100.0), (f[0], q[0], gain[0]))  # 0-d knobs
 
 
+@pytest.mark.parametrize("exact", [True, False])
+def test_diode_node_adjoint_passes_gradcheck(exact):
+    """Input, input gain and every diode knob, on a drive that clips both ways (3 rows: a pair and a lone row).
+
+    Knobs in scaled units (mS, nA) so that gradcheck's finite steps are relative steps of a sensible size."""
+    t = torch.arange(60, dtype=F64)
+    x = torch.stack([1.5 * torch.sin(0.2 * t), 0.8 * torch.sin(0.35 * t), 3.0 * torch.cos(0.1 * t)]).requires_grad_()
+    knobs = [torch.tensor(v, dtype=F64, requires_grad=True) for v in
+             ([0.45, 0.3, 0.6], [0.45, 1.0, 0.2], [2.52, 10.0, 1.0], [0.045, 0.05, 0.04], [0.045, 0.09, 0.06])]
+
+    def node(x, gain_ms, g_ms, isat_na, v1, v2):
+        return _ops.diode_node(x, gain_ms * 1e-3, g_ms * 1e-3, isat_na * 1e-9, v1, v2, 1134.0, exact)
+
+    no_diodes = node(x, knobs[0], knobs[1], torch.full((3,), 1e-9, dtype=F64), knobs[3], knobs[4])
+    assert float((node(x, *knobs) - no_diodes).abs().max()) > 0.5  # the diodes conduct: the output is clipped
+    assert torch.autograd.gradcheck(node, (x, *knobs))
+
+
 def test_compressor_adjoint_passes_gradcheck():
     """Input and all six per-row knobs; signal levels straddle threshold and knee, so every branch is hit."""
     t = torch.arange(60, dtype=F64)
@@ -201,7 +219,7 @@ OP_CALLS = {
     "smoother": lambda x: _ops.smoother(x, ROWS, ROWS + 0.2),
     "modal": lambda x: _ops.modal(x, ROWS[:, None] + 1.2, ROWS[:, None] + 0.2, ROWS[:, None], ROWS[:, None] * 0,
                                   torch.ones(1, dtype=F64)),
-    "diode_node": lambda x: _ops.diode_node(x, ROWS, ROWS * 1e-9, ROWS * 0.05, ROWS * 0.05, 1e-2, True),
+    "diode_node": lambda x: _ops.diode_node(x, ROWS, ROWS, ROWS * 1e-9, ROWS * 0.05, ROWS * 0.05, 1e-2, True),
 }
 
 

@@ -123,19 +123,19 @@ def _diode_step(s_n, s_prev, v_prev, id_prev, g, isat, alpha, beta, v1, v2, log_
     v, e1, e2 = _diode_solve(p, alpha, beta, v1, v2, log_c1, log_c2, exact)
     if exact:
         return v, e1, e2, isat * (e1 - e2)
-    if v >= 0.0:
-        return v, e1, e2, isat * (e1 - 1.0)
+    if e2 == 0.0:  # the forward diode conducts (p >= 0; not V >= 0: V rounds to -1e-21 at p = 0, and the
+        return v, e1, e2, isat * (e1 - 1.0)  # reverse branch would then take i_d = Is, a jump of Is)
     return v, e1, e2, isat * (1.0 - e2)
 
 
-@over_rows("s", "conductance", "i_sat", "v1", "v2", "v_out", "d1", "d2", align=2)
+@over_rows("x", "gain", "conductance", "i_sat", "v1", "v2", "v_out", "d1", "d2", align=2)
 @numba.njit(**_JIT)
-def diode_node_forward(s, conductance, i_sat, v1, v2, k, exact, v_out, d1, d2):
+def diode_node_forward(x, gain, conductance, i_sat, v1, v2, k, exact, v_out, d1, d2):
     """Trapezoidal rule for ``C dV/dt = s(t) - G V - i_d(V)``, solved exactly each sample.
 
-    ``i_d(V) = Is (E1(V) - E2(V))`` (see :func:`_diode_solve`). Args: s (B, T) source
-    current in A; conductance G, i_sat Is (A), v1, v2 (n Vt of the forward and
-    reverse diode, V): (B,); k = dt / (2 C) in V/A. Writes v_out (B, T) volts and
+    ``i_d(V) = Is (E1(V) - E2(V))`` (see :func:`_diode_solve`). Args: the source current
+    ``s = gain x`` in A from x (B, T) and gain (B,); conductance G, i_sat Is (A), v1, v2
+    (n Vt of the forward and reverse diode, V): (B,); k = dt / (2 C) in V/A. Writes v_out (B, T) volts and
     the diode exponentials d1 = exp(V/v1), d2 = exp(-V/v2) (B, T) that the
     adjoint reuses (0 where that diode is off in the fast mode).
 
@@ -143,9 +143,10 @@ def diode_node_forward(s, conductance, i_sat, v1, v2, k, exact, v_out, d1, d2):
     recursions overlap in the CPU pipeline (1.6x faster than one row at a time).
     An odd last row is paired with itself.
     """
-    nb, nt = s.shape
+    nb, nt = x.shape
     for a in range(0, nb, 2):
         b = min(a + 1, nb - 1)
+        ka, kb = gain[a], gain[b]
         ga, isa, xa, ya = conductance[a], i_sat[a], v1[a], v2[a]
         gb, isb, xb, yb = conductance[b], i_sat[b], v1[b], v2[b]
         alpha_a, beta_a = 1.0 + k * ga, k * isa
@@ -155,27 +156,30 @@ def diode_node_forward(s, conductance, i_sat, v1, v2, k, exact, v_out, d1, d2):
         va = sa = ida = 0.0
         vb = sb = idb = 0.0
         for n in range(nt):
-            va, e1a, e2a, ida = _diode_step(s[a, n], sa, va, ida, ga, isa, alpha_a, beta_a, xa, ya, lxa, lya, k, exact)
-            vb, e1b, e2b, idb = _diode_step(s[b, n], sb, vb, idb, gb, isb, alpha_b, beta_b, xb, yb, lxb, lyb, k, exact)
+            sna, snb = ka * x[a, n], kb * x[b, n]
+            va, e1a, e2a, ida = _diode_step(sna, sa, va, ida, ga, isa, alpha_a, beta_a, xa, ya, lxa, lya, k, exact)
+            vb, e1b, e2b, idb = _diode_step(snb, sb, vb, idb, gb, isb, alpha_b, beta_b, xb, yb, lxb, lyb, k, exact)
             v_out[a, n], d1[a, n], d2[a, n] = va, e1a, e2a
             v_out[b, n], d1[b, n], d2[b, n] = vb, e1b, e2b
-            sa, sb = s[a, n], s[b, n]
+            sa, sb = sna, snb
 
 
-@over_rows("grad_v", "v", "d1", "d2", "conductance", "i_sat", "v1", "v2", "grad_s", "grad_g", "grad_isat",
-           "grad_v1", "grad_v2")
+@over_rows("grad_v", "x", "v", "d1", "d2", "gain", "conductance", "i_sat", "v1", "v2", "grad_x", "grad_gain",
+           "grad_g", "grad_isat", "grad_v1", "grad_v2")
 @numba.njit(**_JIT)
-def diode_node_adjoint(grad_v, v, d1, d2, conductance, i_sat, v1, v2, k, exact,
-                       grad_s, grad_g, grad_isat, grad_v1, grad_v2):
+def diode_node_adjoint(grad_v, x, v, d1, d2, gain, conductance, i_sat, v1, v2, k, exact,
+                       grad_x, grad_gain, grad_g, grad_isat, grad_v1, grad_v2):
     """Reverse recursion of :func:`diode_node_forward`.
 
     With ``F(V) = G V + i_d(V)`` each step is ``V_n + k F(V_n) = V_{n-1} - k F(V_{n-1}) + k (s_n + s_{n-1})``,
     so ``mu_n = (g_n + (1 - k F'(V_n)) mu_{n+1}) / (1 + k F'(V_n))``,
-    ``dL/ds_n = k (mu_n + mu_{n+1})`` and ``dL/dtheta = -k sum_n (mu_n + mu_{n+1}) dF/dtheta(V_n)``.
+    ``dL/ds_n = k (mu_n + mu_{n+1})`` (times gain for x_n, times x_n summed for the gain) and
+    ``dL/dtheta = -k sum_n (mu_n + mu_{n+1}) dF/dtheta(V_n)``.
     """
     nb, nt = v.shape
     for b in range(nb):
-        g, isat, a1, a2 = conductance[b], i_sat[b], v1[b], v2[b]
+        g, isat, a1, a2, kx = conductance[b], i_sat[b], v1[b], v2[b], gain[b]
+        acc_gain = 0.0
         mu_next = 0.0
         acc_g = 0.0
         acc_is = 0.0
@@ -188,10 +192,12 @@ def diode_node_adjoint(grad_v, v, d1, d2, conductance, i_sat, v1, v2, k, exact,
             fprime = g + isat * (e1 / a1 + e2 / a2)
             mu = (grad_v[b, n] + (1.0 - k * fprime) * mu_next) / (1.0 + k * fprime)
             nu = mu + mu_next
-            grad_s[b, n] = k * nu
+            grad_s = k * nu
+            grad_x[b, n] = grad_s * kx
+            acc_gain += grad_s * x[b, n]
             if exact:
                 f_is = e1 - e2
-            elif vn >= 0.0:
+            elif e2 == 0.0:  # the forward diode's branch, as in _diode_step
                 f_is = e1 - 1.0
             else:
                 f_is = 1.0 - e2
@@ -200,6 +206,7 @@ def diode_node_adjoint(grad_v, v, d1, d2, conductance, i_sat, v1, v2, k, exact,
             acc_v1 -= nu * isat * e1 * vn / (a1 * a1)
             acc_v2 -= nu * isat * e2 * vn / (a2 * a2)
             mu_next = mu
+        grad_gain[b] = acc_gain
         grad_g[b] = -k * acc_g
         grad_isat[b] = -k * acc_is
         grad_v1[b] = -k * acc_v1

@@ -72,37 +72,39 @@ def _saved(ctx) -> None:
 # ------------------------------------------------------------- diode node
 class _DiodeNode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, s, conductance, i_sat, v1, v2, k: float, exact: bool):
-        arrays = [to_host(t) for t in (s, conductance, i_sat, v1, v2)]
+    def forward(ctx, x, gain, conductance, i_sat, v1, v2, k: float, exact: bool):
+        arrays = [to_host(t) for t in (x, gain, conductance, i_sat, v1, v2)]
         v, d1, d2 = (np.empty(arrays[0].shape) for _ in range(3))
         K.diode_node_forward(*arrays, float(k), bool(exact), v, d1, d2)
         ctx.arrays, ctx.state, ctx.k, ctx.exact = arrays, (v, d1, d2), float(k), bool(exact)
-        ctx.save_for_backward(s, conductance, i_sat, v1, v2)
-        return from_host(v, s)
+        ctx.save_for_backward(x, gain, conductance, i_sat, v1, v2)
+        return from_host(v, x)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_v):
         _saved(ctx)
-        s, conductance, i_sat, v1, v2 = ctx.arrays
+        x, gain, conductance, i_sat, v1, v2 = ctx.arrays
         v, d1, d2 = ctx.state
-        grad_s = np.empty_like(s)
-        grads = [np.empty_like(conductance) for _ in range(4)]
-        K.diode_node_adjoint(to_host(grad_v), v, d1, d2, conductance, i_sat, v1, v2, ctx.k, ctx.exact, grad_s, *grads)
-        return (from_host(grad_s, grad_v), *(from_host(g, grad_v) for g in grads), None, None)
+        grad_x = np.empty_like(x)
+        grads = [np.empty_like(gain) for _ in range(5)]
+        K.diode_node_adjoint(to_host(grad_v), x, v, d1, d2, gain, conductance, i_sat, v1, v2, ctx.k, ctx.exact,
+                             grad_x, *grads)
+        return (from_host(grad_x, grad_v), *(from_host(g, grad_v) for g in grads), None, None)
 
 
-def diode_node(s: torch.Tensor, conductance: torch.Tensor, i_sat: torch.Tensor, v1: torch.Tensor,
-               v2: torch.Tensor, k: float, exact: bool) -> torch.Tensor:
+def diode_node(x: torch.Tensor, gain: torch.Tensor, conductance: torch.Tensor, i_sat: torch.Tensor,
+               v1: torch.Tensor, v2: torch.Tensor, k: float, exact: bool) -> torch.Tensor:
     """Node voltage (B, T) in V of ``C dV/dt = s - G V - i_d(V)`` (trapezoidal, solved exactly per sample).
 
-    Args: s (B, T) source current in A; conductance (B,) S; i_sat (B,) A; v1, v2
+    Args: the source current ``s = gain x`` in A from x (B, T) and gain (B,) (scaled inside the
+    kernel: no (B, T) product in torch); conductance (B,) S; i_sat (B,) A; v1, v2
     (B,) V (ideality x thermal voltage of the forward and the reverse diode);
     k = dt / (2 C) in V/A; exact: both diodes (Newton-polished closed form) or
     only the forward-biased one (pure Wright-omega closed form).
     """
     require_kernels()
-    return _DiodeNode.apply(s, conductance, i_sat, v1, v2, k, exact)
+    return _DiodeNode.apply(x, gain, conductance, i_sat, v1, v2, k, exact)
 
 
 # ------------------------------------------------------------------ biquad

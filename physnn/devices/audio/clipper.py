@@ -68,9 +68,8 @@ class DiodeClipper(AudioDevice):
         b = x.shape[0]
         c = {k: self.per_row(v, b) for k, v in controls.items()}
         conductance = 1.0 / c["resistance"]
-        source = (c["drive"] * conductance)[:, None] * x  # A
         v1 = c["ideality"] * self.thermal_voltage
         v2 = v1 * (1.0 + c["asymmetry"])
         k = 1.0 / (2.0 * self.sample_rate * self.capacitance)
-        return diode_node(source, conductance, c["saturation_current"] * 1e-9, v1, v2, k,
+        return diode_node(x, c["drive"] * conductance, conductance, c["saturation_current"] * 1e-9, v1, v2, k,
                           self.mode == "exact")

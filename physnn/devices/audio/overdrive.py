@@ -81,6 +81,6 @@ class OpAmpOverdrive(AudioDevice):
         conductance = 1.0 / (self.rf + drive * self.drive_pot)
         vt = x.new_full((b,), self.ideality * self.thermal_voltage)
         k = 1.0 / (2.0 * self.sample_rate * self.cf)
-        vd = diode_node(current, conductance, x.new_full((b,), self.saturation_current), vt, vt, k,
+        vd = diode_node(current, x.new_ones(b), conductance, x.new_full((b,), self.saturation_current), vt, vt, k,
                         self.mode == "exact")
         return level[:, None] * self.rail * torch.tanh((x + vd) / self.rail)
