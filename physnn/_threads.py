@@ -104,6 +104,13 @@ def _run_all(jobs: list[Callable[[], None]]) -> None:
     if team is not None:
         team.run(jobs)
         return
+    run_on_pool(jobs)
+
+
+def run_on_pool(jobs: list[Callable[[], None]]) -> None:
+    """Run the jobs in parallel on the pool of plain Python threads, the first on the calling thread.
+    For callers that meet many times per call (the wave kernels' row blocks): on an oversubscribed
+    CPU a region of torch's OpenMP team took ~30 ms (its workers spin, then sleep), a pool call ~0.5 ms."""
     futures = [_pool().submit(job) for job in jobs[1:]]
     try:
         jobs[0]()

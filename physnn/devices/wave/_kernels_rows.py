@@ -1,8 +1,9 @@
 """One sample on several threads: the reversible kernels of :mod:`._kernels` over row blocks with halos.
 
 A batch of one gives the sample-parallel kernels a single block, so here the grid's rows are split
-instead, one block per thread (:func:`physnn._threads.row_blocks`). Threads meet every ``HALO``
-steps, not every step (temporal blocking): at the start of a round each copies its rows and
+instead, one block per thread (:func:`physnn._threads.row_blocks`), run on the thread pool
+(:func:`physnn._threads.run_on_pool`). Threads meet every ``HALO`` steps, not every step
+(temporal blocking): at the start of a round each copies its rows and
 ``HALO`` rows either side from the shared fields, advances that strip ``HALO`` steps on a row
 range that shrinks by one row per side each step (the 5-point stencil reaches one row further per
 step, so at the end exactly its own rows are exact), and writes its own rows to the other of two
@@ -20,13 +21,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..._threads import over_rows, row_blocks
+from ..._threads import num_threads, row_blocks, run_on_pool
 from ._kernels import _adjoint_sweep, _inject, _probe_adjoint, _step
 
 HALO = 16  # steps per round
 
 
-@over_rows("blocks", "own")
 @njit(cache=True, nogil=True)
 def _forward_round(blocks, own, src, dst, n0, n1, x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w,
                    prb_i, prb_j, ring_i, ring_j, values, strip):  # pragma: no cover - compiled
@@ -74,6 +74,18 @@ def _blocks(rows: int, parts: int) -> np.ndarray:
     return np.array(row_blocks(rows - 2, parts), dtype=np.int64).reshape(-1, 2) + 1
 
 
+def _parallel(kernel, groups: list[tuple[int, int]], blocks: np.ndarray, per_block: tuple, *shared) -> None:
+    """``kernel(blocks, *per_block, *shared)`` with the blocks (and the arrays ``per_block``, one entry
+    per block) in ``groups`` of blocks, one per thread, on the thread pool
+    (:func:`physnn._threads.run_on_pool`): the rounds are short, and the pool's threads sleep while
+    one waits for the other."""
+
+    def job(a: int, z: int):
+        return lambda: kernel(blocks[a:z], *(p[a:z] for p in per_block), *shared)
+
+    run_on_pool([job(a, z) for a, z in groups])
+
+
 def forward(x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j, prb_p, prb_w, ring_i, ring_j,
             signals, intensity, strip, u_last, u_prev, parts: int) -> None:
     """:func:`._kernels.forward` for a batch of one on ``parts`` row blocks (same arguments, same results)."""
@@ -83,14 +95,15 @@ def forward(x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j, 
     shared = np.zeros((2, 2) + cl.shape, cl.dtype)  # two buffers of (u^n, u^{n-1})
     values = np.zeros((steps, len(prb_i)), cl.dtype)
     starts = range(0, steps, HALO)
+    groups = row_blocks(len(blocks), num_threads())
     for c, n0 in enumerate(starts):
-        _forward_round(blocks, own, shared[c % 2], shared[(c + 1) % 2], n0, min(steps, n0 + HALO), x, cl, q, a1,
-                       a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j, ring_i, ring_j, values, strip)
+        _parallel(_forward_round, groups, blocks, (own,), shared[c % 2], shared[(c + 1) % 2], n0,
+                  min(steps, n0 + HALO), x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j, ring_i,
+                  ring_j, values, strip)
     _probe_sums(values, prb_p, prb_w, dt, signals, intensity)
     u_last[0], u_prev[0] = shared[len(starts) % 2]
 
 
-@over_rows("blocks", "own", "grads")
 @njit(cache=True, nogil=True)
 def _backward_round(blocks, own, grads, src, dst, n0, n1, x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w,
                     prb_i, prb_j, prb_p, prb_w, ring_i, ring_j, strip, box, g_int, g_sig,
@@ -149,10 +162,11 @@ def backward(x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j,
         _probe_adjoint(shared[0, 1], u_prev[0], 0, steps - 1, prb_i, prb_j, prb_p, prb_w, g_int, g_sig, dt)
     g_src = np.zeros((steps, len(src_i)), cl.dtype)
     ends = range(steps, 0, -HALO)
+    groups = row_blocks(len(blocks), num_threads())
     for c, n1 in enumerate(ends):
-        _backward_round(blocks, own, grads, shared[c % 2], shared[(c + 1) % 2], max(0, n1 - HALO), n1, x, cl, q, a1,
-                        a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j, prb_p, prb_w, ring_i, ring_j, strip, box,
-                        g_int, g_sig, g_src)
+        _parallel(_backward_round, groups, blocks, (own, grads), shared[c % 2], shared[(c + 1) % 2],
+                  max(0, n1 - HALO), n1, x, cl, q, a1, a2, r2, dt, src_i, src_j, src_s, src_w, prb_i, prb_j, prb_p,
+                  prb_w, ring_i, ring_j, strip, box, g_int, g_sig, g_src)
     _source_sums(g_src, src_s, src_w, dt, g_x)
     for t, (lo, hi) in enumerate(blocks):
         g_cl[0, lo:hi] = grads[t, 0, lo:hi]
