@@ -38,6 +38,8 @@ def hardware() -> BlackBox:
 
 METHODS = {
     "backprop": lambda: Backprop(physical_network([ReferenceDevice(6)], [2], drive="tanh"), lr=3e-2),
+    "backprop-in-silico": lambda: Backprop(physical_network([hardware()], [2], twins=[ReferenceDevice(6)],
+                                                            drive="tanh"), lr=3e-2, in_silico=True),
     "physics-aware": lambda: PhysicsAware(physical_network([hardware()], [2], twins=[ReferenceDevice(6)],
                                                            drive="tanh"), lr=3e-2),
     "zeroth-order": lambda: ZerothOrder(physical_network([hardware()], [2], drive="tanh"), lr=3e-2,
