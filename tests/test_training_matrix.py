@@ -97,11 +97,11 @@ def scattering_medium(hardware: bool = True) -> Device:
 
 
 def mzi_mesh(hardware: bool = True) -> Device:
-    """A 6-mode Clements mesh (photodetected); as hardware: 0.1 rad phase errors, 0.2 dB/MZI, 1 % detector noise."""
+    """An 8-mode Clements mesh (photodetected); as hardware: 0.1 rad phase errors, 0.2 dB/MZI, 1 % detector noise."""
     from physnn.devices.optics import MZIMesh
     if not hardware:
-        return MZIMesh(6)
-    return MZIMesh(6, phase_error=0.1, loss_db=0.2, crosstalk=0.02, detector_noise=0.01, seed=3)
+        return MZIMesh(8)
+    return MZIMesh(8, phase_error=0.1, loss_db=0.2, crosstalk=0.02, detector_noise=0.01, seed=3)
 
 
 def calibrated_copy(build: Callable[[], Device]) -> Callable[[Device, Drive], Device]:
@@ -155,7 +155,7 @@ FAMILIES = [
            epochs=40),
     Family("optics-scattering", scattering_medium, calibrated_copy(lambda: scattering_medium(hardware=False))),
     Family("optics-mzi", mzi_mesh, calibrated_copy(lambda: mzi_mesh(hardware=False)), drive="tanh", drive_scale=1.0,
-           epochs=60),
+           epochs=30),
 ]
 METHODS = ("backprop", "physics-aware", "forward-forward", "zeroth-order")
 
