@@ -266,8 +266,9 @@ class Leapfrog:
 class _Adjoint:
     """The backward recursion: per-step state and the transposed step.
 
-    ``lam`` is dL/du^{n+1} (complete), ``part`` the part of dL/du^n gathered so far; both (B, Ny, Nx).
-    Full-grid work is seven in-place passes; the field-dependent terms touch the box only.
+    ``lam`` is dL/du^{n+1}, ``prev`` dL/du^{n+2} (its box scaled for the -a2 of step n+1 when
+    that depends on the field), ``new`` receives dL/du^n; all (B, Ny, Nx), rotated after each step.
+    Full-grid work is six passes; the field-dependent terms touch the box only.
     """
 
     def __init__(self, st: Stepper, v: torch.Tensor, g_int: torch.Tensor, g_sig: torch.Tensor) -> None:
@@ -276,11 +277,9 @@ class _Adjoint:
         port = st.prb_port
         # dL/du^m at the probe cells, m = 1..T, (T, B, K)
         self.pa = st.prb_w * (2 * st.dt * g_int[:, port] * v + g_sig[:, port, :].permute(2, 0, 1))
-        # each of lam, part as (field, its box, its flat view): views made once, not per step
-        self.lam, self.part = ((z, _box(z, st), z.view(batch, -1)) for z in (st.zeros(), st.zeros()))
+        # each of lam, prev, new as (field, its box, its flat view): views made once, not per step
+        self.lam, self.prev, self.new = ((z, _box(z, st), z.view(batch, -1)) for z in (st.zeros() for _ in range(3)))
         self.lam[2].index_add_(1, st.prb_idx, self.pa[steps - 1])
-        if steps > 1:
-            self.part[2].index_add_(1, st.prb_idx, self.pa[steps - 2])
         self.w = _views(F.pad(st.zeros(), (1, 1, 1, 1)))  # K lambda, zero on the wall
         self.lap, self.dc, self.tmp = (torch.empty_like(self.speed.uu) for _ in range(3))
         self.g_src = v.new_empty((steps, batch, len(st.src_idx)))  # dL/d(drive) / (dt^2 w), (T, B, K)
@@ -302,7 +301,7 @@ class _Adjoint:
         and ``nxt`` = u^{n+1} there (needed with saturable absorption only). Leaves ``lap`` (lap u^n)
         and ``speed`` (at u^n) on the box for the caller."""
         st, sp, sat = self.st, self.speed, self.st.sat is not None
-        (lam, lb, lam_flat), (part, pb, _) = self.lam, self.part
+        (lam, lb, lam_flat), (new, nb, new_flat) = self.lam, self.new
         torch.index_select(lam_flat, 1, st.src_idx, out=self.g_src[n])
         u = cur.inner
         lap = _neighbour_sum(cur, self.lap).add_(u, alpha=-4)
@@ -312,25 +311,22 @@ class _Adjoint:
             d = torch.mul(self.sat_b, e, out=self.d).add_(1)
             lb.div_(d)
         torch.mul(sp.K, lam, out=self.w.inner)
-        part.addcmul_(sp.A, lam)
-        for neighbour in self.w.nbrs:
-            part.add_(neighbour)
+        _neighbour_sum(self.w, new).addcmul_(sp.A, lam).addcmul_(self.neg_a2, self.prev[0])
         dc = torch.mul(sp.cs, lap, out=self.dc).mul_(lb)  # (dt/h) lambda d(u^{n+1})/d(cl) / (2 r2)
         self.g_cl.add_(dc)
         self.g_q.addcmul_(dc, sp.uu)
         if st.kerr:
-            pb.addcmul_(dc, torch.mul(self.q4s, u, out=self.tmp))
+            nb.addcmul_(dc, torch.mul(self.q4s, u, out=self.tmp))
         if sat:
             dd = torch.sub(old.inner, nxt.inner, out=self.tmp)
             dd.view(dd.shape[0], -1).index_add_(1, self.src_box, st.drive_steps[n])
             dd.mul_(lb)  # lambda d(u^{n+1})/dD, with u^{n+1} less its drive
             self.g_sat.addcmul_(dd, e)
-            pb.addcmul_(dd, torch.mul(self.dsat_b, u, out=self.dc).mul_(e).mul_(e))
-            lb.mul_(d.neg_().add_(2))  # -a2 = -(2 - D)/D on the box
-        lam.mul_(self.neg_a2)
-        if n >= 2:
-            lam_flat.index_add_(1, st.prb_idx, self.pa[n - 2])
-        self.lam, self.part = self.part, self.lam
+            nb.addcmul_(dd, torch.mul(self.dsat_b, u, out=self.dc).mul_(e).mul_(e))
+            lb.mul_(d.neg_().add_(2))  # for the next step's -a2 = -(2 - D)/D on the box
+        if n >= 1:
+            new_flat.index_add_(1, st.prb_idx, self.pa[n - 1])
+        self.prev, self.lam, self.new = self.lam, self.new, self.prev
 
     def gradients(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(g_x (B, S, T), g_cl, g_q, g_sat (Ny, Nx), zero outside the box)."""
