@@ -40,6 +40,7 @@ TITLES = {
     "optics": "Optics",
 }
 
+
 def controls_of(name: str, entry: DeviceInfo) -> tuple[Control, ...]:
     """The controls of the device built at default settings, which must read as its catalog entry says.
 
