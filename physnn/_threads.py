@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import inspect
+import itertools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,22 +56,21 @@ _BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # void (*)(void *), the body of
 
 
 class _OpenMPTeam:
-    """torch's libgomp: runs ``jobs[i]`` on OpenMP thread ``i`` of one parallel region."""
+    """torch's libgomp: runs each job on its own OpenMP thread of one parallel region."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._parallel = lib.GOMP_parallel
         self._parallel.argtypes = [_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
         self._parallel.restype = None
-        self._thread_num = lib.omp_get_thread_num
-        self._thread_num.restype = ctypes.c_int
 
     def run(self, jobs: list[Callable[[], None]]) -> None:
         """Run every job once, in parallel; re-raise the first error after all have finished."""
+        order = itertools.count()  # which job a thread takes: atomic under the GIL, no call that releases it
         done = [False] * len(jobs)
         errors: list[BaseException] = []
 
         def body(_: int | None) -> None:
-            i = self._thread_num()
+            i = next(order)
             if i < len(jobs):
                 done[i] = True
                 try:
@@ -128,12 +128,13 @@ def row_blocks(rows: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def over_rows(*batched: str, align: int = 1) -> Callable[[Any], Callable[..., None]]:
+def over_rows(*batched: str, align: int = 1, min_size: int = 0) -> Callable[[Any], Callable[..., None]]:
     """Decorate a kernel (writing its outputs in place) whose rows are independent.
 
     ``batched`` names the arguments whose axis 0 is the row (inputs and outputs alike); the
     others are passed whole to every block. ``align``: rows a block starts on a multiple of
-    (a kernel that pairs rows keeps its pairs).
+    (a kernel that pairs rows keeps its pairs). ``min_size``: a call whose largest batched
+    array has fewer elements runs on the calling thread (waking others would cost more).
     """
 
     def wrap(kernel: Any) -> Callable[..., None]:
@@ -143,7 +144,8 @@ def over_rows(*batched: str, align: int = 1) -> Callable[[Any], Callable[..., No
 
         @functools.wraps(getattr(kernel, "py_func", kernel))
         def call(*args: Any) -> None:
-            blocks = row_blocks(len(args[first]), num_threads(), align)
+            small = min_size > 0 and max(args[i].size for i in where) < min_size
+            blocks = row_blocks(len(args[first]), 1 if small else num_threads(), align)
             if len(blocks) == 1:
                 kernel(*args)
                 return

@@ -157,25 +157,25 @@ def test_wave_medium_bit_identical_on_1_and_2_threads(blocks):
 
 @pytest.mark.parametrize("mode", ["exact", "fast"])
 def test_clipper_bit_identical_on_1_and_2_threads(blocks, mode):
-    device = DiodeClipper(num_samples=600, mode=mode)
+    device = DiodeClipper(num_samples=1000, mode=mode)  # 5 x 1000 samples: above the kernels' PARALLEL_MIN
     g = torch.Generator().manual_seed(0)
-    x0 = torch.randn(5, 600, dtype=torch.float64, generator=g)  # odd batch: a pair is split off
+    x0 = torch.randn(5, 1000, dtype=torch.float64, generator=g)  # odd batch: a pair is split off
     controls = {c.name: c.default_tensor(torch.float64) for c in device.controls}
 
     def run() -> list[torch.Tensor]:
         x = x0.clone().requires_grad_()
         knobs = {k: v.clone().requires_grad_() for k, v in controls.items()}
         y = device(x, knobs)
-        (y * torch.linspace(-1, 1, 600, dtype=torch.float64)).square().sum().backward()
+        (y * torch.linspace(-1, 1, 1000, dtype=torch.float64)).square().sum().backward()
         return [y.detach(), x.grad] + [knobs[k].grad for k in sorted(knobs)]
 
     _assert_bit_identical(run, blocks)
 
 
 def test_plate_and_smoother_bit_identical_on_1_and_2_threads(blocks):
-    plate = DrivenPlate(num_samples=300)
+    plate = DrivenPlate(num_samples=1400)  # 3 x 1400 samples: above the kernels' PARALLEL_MIN
     g = torch.Generator().manual_seed(0)
-    x0 = 0.3 * torch.randn(3, 300, dtype=torch.float64, generator=g)
+    x0 = 0.3 * torch.randn(3, 1400, dtype=torch.float64, generator=g)
     poles0 = torch.tensor([0.9, 0.5, 0.99], dtype=torch.float64), torch.tensor([0.99, 0.9, 0.999], dtype=torch.float64)
     controls = {c.name: c.default_tensor(torch.float64) for c in plate.controls}
     controls["cubic"] = torch.tensor(0.3, dtype=torch.float64)  # the nonlinear modes
@@ -189,6 +189,25 @@ def test_plate_and_smoother_bit_identical_on_1_and_2_threads(blocks):
         return [y.detach(), s.detach(), x.grad, ca.grad, cr.grad] + [knobs[k].grad for k in sorted(knobs)]
 
     _assert_bit_identical(run, blocks)
+
+
+def test_small_calls_stay_on_the_calling_thread(blocks):
+    """Below min_size elements (largest batched array) a call is one block: waking a thread would cost more."""
+    seen: list[int] = []
+
+    @_threads.over_rows("x", "out", min_size=100)
+    def kernel(x: np.ndarray, out: np.ndarray) -> None:
+        seen.append(threading.get_ident())
+        out[:] = x
+
+    torch.set_num_threads(2)
+    for rows, cols, parts in ((4, 24, 1), (4, 25, TWO)):  # 96 elements: one block; 100: split
+        seen.clear()
+        blocks.clear()
+        x = np.ones((rows, cols))
+        out = np.zeros_like(x)
+        kernel(x, out)
+        assert blocks == [parts] and len(seen) == parts and out.sum() == x.size
 
 
 def test_a_kernel_call_leaves_torch_thread_count_alone(tmp_path):

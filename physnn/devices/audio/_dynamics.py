@@ -17,7 +17,7 @@ import math
 import numba
 
 from ..._threads import over_rows
-from ._kernels import _INLINE, _JIT
+from ._kernels import _INLINE, _JIT, PARALLEL_MIN
 
 #: dB per natural-log unit of power (10 / ln 10) and natural-log units per dB of amplitude (ln 10 / 20).
 DB_POWER = 10.0 / math.log(10.0)
@@ -38,7 +38,7 @@ def _static(x, floor, threshold, slope, width):
         1.0 - u / width)
 
 
-@over_rows("x", "threshold", "slope", "width", "pole_a", "pole_r", "makeup", "y", "g")
+@over_rows("x", "threshold", "slope", "width", "pole_a", "pole_r", "makeup", "y", "g", min_size=PARALLEL_MIN)
 @numba.njit(**_JIT)
 def compressor_forward(x, floor, threshold, slope, width, pole_a, pole_r, makeup, y, g):
     """y = x 10^((g + makeup) / 20), g the smoothed soft-knee gain in dB.
@@ -59,7 +59,8 @@ def compressor_forward(x, floor, threshold, slope, width, pole_a, pole_r, makeup
             y[b, n] = xn * math.exp((prev + mk) * NEPER_PER_DB)
 
 
-@over_rows("grad_y", "x", "g", "threshold", "slope", "width", "pole_a", "pole_r", "makeup", "grad_x", "grad_rows")
+@over_rows("grad_y", "x", "g", "threshold", "slope", "width", "pole_a", "pole_r", "makeup", "grad_x", "grad_rows",
+           min_size=PARALLEL_MIN)
 @numba.njit(**_JIT)
 def compressor_adjoint(grad_y, x, g, floor, threshold, slope, width, pole_a, pole_r, makeup, grad_x, grad_rows):
     """Reverse pass of :func:`compressor_forward` (attack/release branches as taken).

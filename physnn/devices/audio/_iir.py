@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from ..._threads import over_rows
-from ._kernels import _INLINE, _JIT
+from ._kernels import _INLINE, _JIT, PARALLEL_MIN
 
 
 @numba.njit(**_INLINE)
@@ -27,7 +27,7 @@ def _forward_step(c, xn, x1, x2, y1, y2):
     return c[0] * xn + c[1] * x1 + c[2] * x2 - c[3] * y1 - c[4] * y2
 
 
-@over_rows("x", "coef", "y", align=4)
+@over_rows("x", "coef", "y", align=4, min_size=PARALLEL_MIN)
 @numba.njit(**_JIT)
 def biquad_forward(x, coef, y):
     """Direct form I from rest: ``y_n = b0 x_n + b1 x_{n-1} + b2 x_{n-2} - a1 y_{n-1} - a2 y_{n-2}``.
@@ -63,7 +63,7 @@ def _adjoint_step(c, g, l1, l2, acc, xn, yn):
     return lam, c[0] * lam + c[1] * l1 + c[2] * l2, sums
 
 
-@over_rows("grad_y", "x", "y", "coef", "grad_x", "grad_coef", align=2)
+@over_rows("grad_y", "x", "y", "coef", "grad_x", "grad_coef", align=2, min_size=PARALLEL_MIN)
 @numba.njit(**_JIT)
 def biquad_adjoint(grad_y, x, y, coef, grad_x, grad_coef):
     """Reverse recursion of :func:`biquad_forward`, rows in pairs.
@@ -94,7 +94,7 @@ def _mode_step(p1, p2, gm, cm, fn, q1, q2):
     return p1 * q1 - p2 * q2 + gm * fn - cm * q1 * q1 * q1
 
 
-@over_rows("f", "a1", "a2", "gain", "cubic", "y", "q")
+@over_rows("f", "a1", "a2", "gain", "cubic", "y", "q", min_size=PARALLEL_MIN)
 @numba.njit(**_JIT)
 def modal_forward(f, a1, a2, gain, cubic, weight, y, q):
     """Modes ``q_n = a1 q_{n-1} - a2 q_{n-2} + gain f_n - cubic q_{n-1}^3``, ``y_n = sum_m weight_m q_n``.
@@ -132,7 +132,7 @@ def _mode_adjoint_step(p1, p2, cm, w, g, qn, l1, l2, acc, fn):
 
 
 @over_rows("grad_y", "f", "q", "a1", "a2", "gain", "cubic", "grad_f", "grad_a1", "grad_a2", "grad_gain", "grad_cubic",
-           "grad_weight")
+           "grad_weight", min_size=PARALLEL_MIN)
 @numba.njit(**_JIT)
 def modal_adjoint(grad_y, f, q, a1, a2, gain, cubic, weight, grad_f, grad_a1, grad_a2, grad_gain, grad_cubic,
                   grad_weight):

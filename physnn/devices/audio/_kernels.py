@@ -36,6 +36,10 @@ _JIT = {"cache": _can_cache(), "fastmath": False, "nogil": True}
 #: For helpers called per sample: inlined, so that two rows' steps interleave in one loop.
 _INLINE = dict(_JIT, inline="always")
 
+#: Kernel calls whose largest row array has fewer elements run on one thread: below ~4k samples
+#: a block's work (5-400 us) is of the order of waking a thread, far more on a loaded machine.
+PARALLEL_MIN = 4096
+
 #: Newton iterations allowed when polishing the exact diode solution (2-3 are used in practice).
 NEWTON_MAX = 12
 
@@ -128,7 +132,7 @@ def _diode_step(s_n, s_prev, v_prev, id_prev, g, isat, alpha, beta, v1, v2, log_
     return v, e1, e2, isat * (1.0 - e2)
 
 
-@over_rows("x", "gain", "conductance", "i_sat", "v1", "v2", "v_out", "d1", "d2", align=2)
+@over_rows("x", "gain", "conductance", "i_sat", "v1", "v2", "v_out", "d1", "d2", align=2, min_size=PARALLEL_MIN)
 @numba.njit(**_JIT)
 def diode_node_forward(x, gain, conductance, i_sat, v1, v2, k, exact, v_out, d1, d2):
     """Trapezoidal rule for ``C dV/dt = s(t) - G V - i_d(V)``, solved exactly each sample.
@@ -165,7 +169,7 @@ def diode_node_forward(x, gain, conductance, i_sat, v1, v2, k, exact, v_out, d1,
 
 
 @over_rows("grad_v", "x", "v", "d1", "d2", "gain", "conductance", "i_sat", "v1", "v2", "grad_x", "grad_gain",
-           "grad_g", "grad_isat", "grad_v1", "grad_v2")
+           "grad_g", "grad_isat", "grad_v1", "grad_v2", min_size=PARALLEL_MIN)
 @numba.njit(**_JIT)
 def diode_node_adjoint(grad_v, x, v, d1, d2, gain, conductance, i_sat, v1, v2, k, exact,
                        grad_x, grad_gain, grad_g, grad_isat, grad_v1, grad_v2):
@@ -214,7 +218,7 @@ def diode_node_adjoint(grad_v, x, v, d1, d2, gain, conductance, i_sat, v1, v2, k
 
 
 # ------------------------------------------------------- attack/release smoother
-@over_rows("x", "c_attack", "c_release", "y", "attack")
+@over_rows("x", "c_attack", "c_release", "y", "attack", min_size=PARALLEL_MIN)
 @numba.njit(**_JIT)
 def smoother_forward(x, c_attack, c_release, y, attack):
     """Branching one-pole: ``y_n = c y_{n-1} + (1 - c) x_n``, ``c = c_attack`` when ``x_n < y_{n-1}``.
@@ -238,7 +242,8 @@ def smoother_forward(x, c_attack, c_release, y, attack):
             y[b, n] = prev
 
 
-@over_rows("grad_y", "x", "y", "attack", "c_attack", "c_release", "grad_x", "grad_ca", "grad_cr")
+@over_rows("grad_y", "x", "y", "attack", "c_attack", "c_release", "grad_x", "grad_ca", "grad_cr",
+           min_size=PARALLEL_MIN)
 @numba.njit(**_JIT)
 def smoother_adjoint(grad_y, x, y, attack, c_attack, c_release, grad_x, grad_ca, grad_cr):
     """Reverse recursion of :func:`smoother_forward` (branches held fixed)."""
