@@ -154,6 +154,9 @@ def test_a_measured_matrix_loads_from_file(tmp_path, suffix):
         pytest.importorskip("scipy").io.savemat(path, {"TM": tm})
     device = ScatteringMedium(transmission=path, **IDEAL)
     assert (device.in_shape, device.out_shape) == ((10,), (6,))
+    assert ScatteringMedium(10, 6, transmission=path).in_shape == (10,)
+    with pytest.raises(ConfigurationError, match=r"n_slm=784 does not match .* \(6, 10\)"):
+        ScatteringMedium(784, transmission=path)
     x = torch.rand(2, 10, dtype=torch.float64)
     expected = (torch.exp(1j * math.pi * x) @ torch.from_numpy(tm.astype(np.complex64)).to(torch.complex128).T)
     assert torch.allclose(device.intensity(x), expected.abs() ** 2, atol=1e-12)

@@ -27,7 +27,8 @@ class ScatteringMedium(Device):
     """An SLM, a scattering medium and a camera. x: (B, n_slm) in [0, 1] -> y: (B, n_camera) in [0, 1].
 
     Args:
-        n_slm, n_camera: SLM and camera pixels (ignored, or checked, when ``transmission`` is a file).
+        n_slm, n_camera: SLM and camera pixels (default 256 and 64); with a measured ``transmission``
+            they come from the file, and given ones must match its shape.
         transmission: ``"gaussian"`` (dense i.i.d., seeded by ``medium_seed``), ``"structured"``
             (FFT-structured with the same statistics, O(N) memory: for large media) or the path
             of a measured matrix (``.npy``/``.npz``/``.mat``, shape (n_camera, n_slm)).
@@ -43,7 +44,7 @@ class ScatteringMedium(Device):
     name = "scattering-medium"
     input_bounds = (0.0, 1.0)
 
-    def __init__(self, n_slm: int = 256, n_camera: int = 64, *, transmission: str | Path = "gaussian",
+    def __init__(self, n_slm: int | None = None, n_camera: int | None = None, *, transmission: str | Path = "gaussian",
                  encoding: str = "phase", phase_depth: float = 1.0, bits: int | None = 8,
                  full_well: float = 10000.0, photon_rate: float = 2000.0, read_noise: float = 2.0,
                  noise: str = "gaussian", perturbation: float = 0.0, medium_seed: int = 0,
@@ -59,7 +60,7 @@ class ScatteringMedium(Device):
                              noise=noise)
         self.encoding, self.phase_depth = encoding, float(phase_depth)
         medium = torch.Generator().manual_seed(int(medium_seed))
-        self.medium = self._build_medium(transmission, int(n_slm), int(n_camera), medium)
+        self.medium = self._build_medium(transmission, n_slm, n_camera, medium)
         if perturbation > 0:
             self.medium = self.medium.perturbed(perturbation, medium)
         self.n_slm, self.n_camera = self.medium.n_slm, self.medium.n_camera
@@ -72,9 +73,10 @@ class ScatteringMedium(Device):
         )
 
     @staticmethod
-    def _build_medium(transmission: str | Path, n_slm: int, n_camera: int,
+    def _build_medium(transmission: str | Path, n_slm: int | None, n_camera: int | None,
                       generator: torch.Generator) -> DenseTransmission | StructuredTransmission:
         if isinstance(transmission, str) and transmission in TRANSMISSIONS:
+            n_slm, n_camera = int(256 if n_slm is None else n_slm), int(64 if n_camera is None else n_camera)
             if n_slm < 1 or n_camera < 1:
                 raise ConfigurationError(f"ScatteringMedium needs n_slm >= 1 and n_camera >= 1, "
                                          f"got n_slm={n_slm}, n_camera={n_camera}")
@@ -84,7 +86,12 @@ class ScatteringMedium(Device):
         if isinstance(transmission, str) and Path(transmission).suffix == "":
             raise ConfigurationError(f"ScatteringMedium transmission must be one of {list(TRANSMISSIONS)} "
                                      f"or a .npy/.npz/.mat file, got {transmission!r}")
-        return DenseTransmission.load(transmission)
+        medium = DenseTransmission.load(transmission)
+        for label, given, found in (("n_slm", n_slm, medium.n_slm), ("n_camera", n_camera, medium.n_camera)):
+            if given is not None and given != found:
+                raise ConfigurationError(f"ScatteringMedium {label}={given} does not match the measured matrix in "
+                                         f"{transmission} of shape (n_camera, n_slm) = {tuple(medium.tm.shape)}")
+        return medium
 
     def slm_field(self, x: torch.Tensor) -> torch.Tensor:
         """The SLM's complex field (B, n_slm) for drive ``x`` (unit amplitude for phase encoding)."""
