@@ -32,7 +32,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_wave import _physnn_case, _status_mb  # noqa: E402
+import bench_wave  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAT = dict(sat_b0=0.5, sat_uth=0.02)
@@ -48,24 +48,10 @@ def _drive(batch: int, steps: int):
 
 
 def worker(solver: str, batch: int, steps: int, repeat: int) -> dict:
-    """Time and measure one solver on 1 thread in this (fresh) process."""
-    import torch
-
-    torch.set_num_threads(1)
-    _physnn_case(1, 4, **CASES[solver])(_drive(1, 4) * 0.03, True)  # warm-up: kernels, allocator
-    run = _physnn_case(batch, steps, **CASES[solver])
-    x = _drive(batch, steps)
-    before = _status_mb("VmRSS")
-    forward, both = [], []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        run(x, False)
-        t1 = time.process_time()
-        run(x, True)
-        t2 = time.process_time()
-        forward.append(t1 - t0)
-        both.append(t2 - t1)
-    return {"forward_s": forward, "forward_backward_s": both, "peak_mb": _status_mb("VmHWM") - before}
+    """Time and measure one solver on 1 thread in this (fresh) process (``bench_wave.worker``'s
+    passes, with this benchmark's cases)."""
+    bench_wave.CASES.update(CASES)
+    return bench_wave.worker(solver, batch, steps, repeat, 1)
 
 
 def _spawn(solver: str, args) -> dict:
