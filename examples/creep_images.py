@@ -132,7 +132,7 @@ def digital_baselines(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torc
     (one hidden ReLU layer) trained like the ladder (Adam, ``batch``, ``lr``, ``epochs``) for each seed."""
     flat = [(x.reshape(len(x), -1), y) for x, y in (train, test)]
     rows = [{"model": "logistic regression (raw pixels)", "seed": 0,
-             **logistic_regression(*flat[0], *flat[1], max_iter=200)}]
+             **logistic_regression(*flat[0], *flat[1], max_iter=100)}]
     for seed in range(seeds):
         mlp = matched_mlp(n_params, flat[0][0].shape[1], 10, seed=seed).to(train[0].device)
         run = fit(Backprop(mlp, lr=lr), flat[0], val=flat[1], epochs=epochs, batch_size=batch, seed=seed,
