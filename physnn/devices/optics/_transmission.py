@@ -88,13 +88,9 @@ class StructuredTransmission(nn.Module):
         # unitary F, A and D: c makes E|T_ij|^2 = 1 / n_slm when the SLM is zero-padded (n_slm < N)
         self.scale = math.sqrt(self.size / self.n_slm)
 
-    def perturbed(self, strength: float, generator: torch.Generator) -> StructuredTransmission:
-        """The medium after partial decorrelation: each random phase moved by ``strength * pi`` rad rms."""
-        other = StructuredTransmission(self.n_slm, self.n_camera, generator)
-        jitter = torch.randn(4, self.size, generator=generator) * strength * math.pi
-        other.angles = self.angles + jitter.to(self.angles)
-        other.amplitudes = self.amplitudes
-        return other
+    def perturbed(self, strength: float, generator: torch.Generator) -> DecorrelatedTransmission:
+        """The medium after partial decorrelation: ``sqrt(1 - s^2) T + s T'`` with ``T'`` a fresh draw."""
+        return DecorrelatedTransmission(self, StructuredTransmission(self.n_slm, self.n_camera, generator), strength)
 
     def forward(self, field: torch.Tensor) -> torch.Tensor:
         """Camera fields ``(B, n_camera)`` of SLM fields ``(B, n_slm)``."""
@@ -105,6 +101,19 @@ class StructuredTransmission(nn.Module):
         e = torch.fft.fft(e * phases[1], norm="ortho") * (amplitudes * phases[2])
         e = torch.fft.fft(torch.fft.fft(e, norm="ortho") * phases[3], norm="ortho")
         return self.scale * e[:, :self.n_camera]
+
+
+class DecorrelatedTransmission(nn.Module):
+    """``sqrt(1 - s^2) T + s T'``: a structured medium partly replaced by an independent one (same statistics)."""
+
+    def __init__(self, nominal: StructuredTransmission, fresh: StructuredTransmission, strength: float) -> None:
+        super().__init__()
+        self.nominal, self.fresh, self.strength = nominal, fresh, float(strength)
+        self.n_slm, self.n_camera = nominal.n_slm, nominal.n_camera
+
+    def forward(self, field: torch.Tensor) -> torch.Tensor:
+        """Camera fields ``(B, n_camera)`` of SLM fields ``(B, n_slm)``."""
+        return math.sqrt(1 - self.strength**2) * self.nominal(field) + self.strength * self.fresh(field)
 
 
 def _marchenko_pastur_one(n: int, generator: torch.Generator) -> torch.Tensor:
