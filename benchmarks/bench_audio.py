@@ -1,6 +1,6 @@
 """Speed of the audio models, one thread, every figure a ratio to a baseline measured in the same run.
 
-Run: ``python benchmarks/bench_audio.py [--repeats 7]``. Three tables:
+Run: ``python benchmarks/bench_audio.py [--repeats 7]``. Four tables:
 
 1. Linear filters at filter speed: LowpassFilter, PeakingEQ and DrivenPlate (8
    linear modes), forward and forward + backward (input and every knob), on
