@@ -293,8 +293,7 @@ class _Adjoint:
             cells = st.layout.src_cells
             self.src_box = torch.as_tensor((cells[:, 0] - r0) * (c1 - c0) + cells[:, 1] - c0, device=v.device)
             self.sat_b = _box(st.dt * st.sat, st).contiguous()    # dt sat
-            self.dsat_b = (-2 / st.uth ** 2) * self.sat_b           # d(dt sat e)/du = dsat u e^2
-            self.e, self.d = torch.empty_like(self.lap), torch.empty_like(self.lap)
+            self.e, self.s, self.d = (torch.empty_like(self.lap) for _ in range(3))
 
     def step(self, n: int, cur: _Views, old: _Views | None, nxt: _Views | None) -> None:
         """Back through step n (u^n -> u^{n+1}): ``cur`` = u^n on the extended box; ``old`` = u^{n-1}
@@ -308,8 +307,8 @@ class _Adjoint:
         sp.update(u)
         if sat:  # from here on, lambda on the box stands for lambda / D
             e = torch.mul(sp.uu, 1 / st.uth ** 2, out=self.e).add_(1).reciprocal_()
-            d = torch.mul(self.sat_b, e, out=self.d).add_(1)
-            lb.div_(d)
+            s = torch.mul(self.sat_b, e, out=self.s)  # D - 1
+            lb.div_(torch.add(s, 1, out=self.d))
         torch.mul(sp.K, lam, out=self.w.inner)
         _neighbour_sum(self.w, new).addcmul_(sp.A, lam).addcmul_(self.neg_a2, self.prev[0])
         dc = torch.mul(sp.cs, lap, out=self.dc).mul_(lb)  # (dt/h) lambda d(u^{n+1})/d(cl) / (2 r2)
@@ -320,10 +319,10 @@ class _Adjoint:
         if sat:
             dd = torch.sub(old.inner, nxt.inner, out=self.tmp)
             dd.view(dd.shape[0], -1).index_add_(1, self.src_box, st.drive_steps[n])
-            dd.mul_(lb)  # lambda d(u^{n+1})/dD, with u^{n+1} less its drive
-            self.g_sat.addcmul_(dd, e)
-            nb.addcmul_(dd, torch.mul(self.dsat_b, u, out=self.dc).mul_(e).mul_(e))
-            lb.mul_(d.neg_().add_(2))  # for the next step's -a2 = -(2 - D)/D on the box
+            dd.mul_(lb).mul_(e)  # e lambda d(u^{n+1})/dD, with u^{n+1} less its drive; dD/d(sat) = dt e
+            self.g_sat.add_(dd)
+            nb.addcmul_(dd, torch.mul(s, u, out=self.dc), value=-2 / st.uth ** 2)  # dD/du = -2 s e u / u_th^2
+            lb.addcmul_(lb, s, value=-1)  # for the next step's -a2 = -(2 - D)/D on the box
         if n >= 1:
             new_flat.index_add_(1, st.prb_idx, self.pa[n - 1])
         self.prev, self.lam, self.new = self.lam, self.new, self.prev
