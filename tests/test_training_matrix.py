@@ -153,7 +153,8 @@ FAMILIES = [
     Family("wave-medium", wave_medium, calibrated_copy(wave_medium), drive="tanh", drive_scale=3.0, epochs=150),
     Family("quantum-circuit", quantum_circuit, calibrated_copy(quantum_circuit), drive="tanh", drive_scale=3.0,
            epochs=40),
-    Family("optics-scattering", scattering_medium, calibrated_copy(lambda: scattering_medium(hardware=False))),
+    Family("optics-scattering", scattering_medium, calibrated_copy(lambda: scattering_medium(hardware=False)),
+           epochs=30),
     Family("optics-mzi", mzi_mesh, calibrated_copy(lambda: mzi_mesh(hardware=False)), drive="tanh", drive_scale=1.0,
            epochs=30),
 ]
