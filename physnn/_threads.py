@@ -62,6 +62,7 @@ class _OpenMPTeam:
         self._parallel = lib.GOMP_parallel
         self._parallel.argtypes = [_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
         self._parallel.restype = None
+        self.pid = os.getpid()  # a forked child does not use it: libgomp's pool does not survive fork
 
     def run(self, jobs: list[Callable[[], None]]) -> None:
         """Run every job once, in parallel; re-raise the first error after all have finished."""
@@ -101,7 +102,7 @@ def _torch_openmp() -> _OpenMPTeam | None:
 def _run_all(jobs: list[Callable[[], None]]) -> None:
     """Run the jobs in parallel, each on its own thread (torch's OpenMP team, else the pool)."""
     team = _torch_openmp() if USE_TORCH_OPENMP else None
-    if team is not None:
+    if team is not None and team.pid == os.getpid():
         team.run(jobs)
         return
     run_on_pool(jobs)
