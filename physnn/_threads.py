@@ -10,7 +10,10 @@ parallel torch op, its idle OpenMP workers spin for milliseconds (libgomp's defa
 on the cores our blocks need, so a separate pool ran three busy threads on two cores after every
 loss or gradient op (the diode clipper got 1.1-1.4x from 2 threads). Handing the blocks to that
 team (``GOMP_parallel`` with a callback per block) puts them on the spinning workers instead.
-Elsewhere they run on a pool of plain Python threads, which sleep when idle.
+Elsewhere they run on a pool of plain Python threads, which sleep when idle. On an
+oversubscribed CPU a region of the team is slow to start (a no-op region: median 15-24 ms at
+load 17 on 2 cores, the pool 22-31 us), so small calls stay on the calling thread
+(``over_rows(min_size=)``) and callers that meet many times per call use :func:`run_on_pool`.
 
 Not numba's ``parallel=True``: its OpenMP layer loads a second OpenMP runtime next to torch's
 (two pools whose idle threads spin, each taking cores from the other), and launching it reset
