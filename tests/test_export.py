@@ -110,7 +110,9 @@ def test_audio_chain_preset_round_trips_through_physnn_process(tmp_path):
     process_file(str(tmp_path / "in.wav"), str(tmp_path / "api.wav"), chain, controls=knobs)
     cli, api = sf.read(tmp_path / "cli.wav")[0], sf.read(tmp_path / "api.wav")[0]
     assert np.abs(cli).max() > 0.05 and np.array_equal(cli, api)
-    assert main(["process", str(tmp_path / "in.wav"), str(tmp_path / "none.wav")]) == 2  # neither device nor preset
+    with pytest.raises(SystemExit) as neither:  # argparse: one of --device, --preset is required
+        main(["process", str(tmp_path / "in.wav"), str(tmp_path / "none.wav")])
+    assert neither.value.code == 2
 
     bad = json.loads((tmp_path / "chain.json").read_text())
     bad["controls"]["diode-clipper:drive"]["value"] = 80.0

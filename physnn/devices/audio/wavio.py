@@ -195,8 +195,9 @@ def add_process_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
                                           "Each channel is processed independently at the file's sample rate.")
     p.add_argument("input", help="input audio file")
     p.add_argument("output", help="output audio file (written only when complete and unclipped)")
-    p.add_argument("--device", help="registered device name, e.g. diode-clipper")
-    p.add_argument("--preset", metavar="FILE", help="JSON preset (device and knobs; --set overrides its knobs)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--device", help="registered device name, e.g. diode-clipper")
+    what.add_argument("--preset", metavar="FILE", help="JSON preset (device and knobs; --set overrides its knobs)")
     p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", help="control setting (repeatable)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="device constructor option, e.g. mode=fast (repeatable)")
