@@ -85,7 +85,10 @@ def decode(value: Any, tensors: dict[str, torch.Tensor], device_of: Callable[[st
     if "__ndarray__" in value:
         return tensors[value["__ndarray__"]].numpy().copy()
     if "__dtype__" in value:
-        return getattr(torch, value["__dtype__"])
+        dtype = getattr(torch, str(value["__dtype__"]), None)
+        if not isinstance(dtype, torch.dtype):
+            raise ModelFileError(f"a saved configuration names the dtype {value['__dtype__']!r}, which torch lacks")
+        return dtype
     if "__device__" in value:
         return device_of(value["__device__"])
     if "__tuple__" in value:
@@ -94,6 +97,8 @@ def decode(value: Any, tensors: dict[str, torch.Tensor], device_of: Callable[[st
         return {k: decode(v, tensors, device_of) for k, v in value["__dict__"].items()}
     if "__dataclass__" in value:
         cls = resolve_physnn(value["__dataclass__"], "data class")
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):  # never call another physnn function
+            raise ModelFileError(f"a saved configuration names {value['__dataclass__']}, which is not a data class")
         return cls(**{k: decode(v, tensors, device_of) for k, v in value["fields"].items()})
     raise ModelFileError(f"unknown entry {sorted(value)} in a saved configuration")
 

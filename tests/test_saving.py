@@ -253,3 +253,30 @@ def test_measured_cavity_is_saved_by_its_data_source_not_its_arrays(tmp_path):
     path = physnn.save(model, tmp_path / "cavity.physnn")
     assert path.stat().st_size < 100_000  # the factory's settings, not 2 x 10,000 x 20 measured values
     _roundtrip(model, torch.rand(4, 20, generator=torch.Generator().manual_seed(0)), tmp_path)
+
+
+def test_a_file_cannot_make_load_call_anything_but_physnn_devices_and_data(tmp_path):
+    from physnn._codec import decode
+
+    def manifest_with(path, replace: bytes, by: bytes):
+        """The saved file with ``replace`` swapped for ``by`` in its manifest and a matching digest."""
+        import hashlib
+
+        header, body = path.read_bytes().split(b"\n", 1)
+        body = body.replace(replace, by, 1)
+        out = tmp_path / "evil.physnn"
+        out.write_bytes(f"physnn-model 1 sha256={hashlib.sha256(body).hexdigest()}\n".encode() + body)
+        return out
+
+    model, _ = _pendula_model()
+    path = physnn.save(model, tmp_path / "m.physnn")
+    evil = manifest_with(path, b'"physnn.training.models:physical_network"', b'"os:system"')
+    with pytest.raises(errors.ModelFileError, match=r"'os:system'; only physnn's own"):
+        physnn.load(evil)
+    evil = manifest_with(path, b'"physnn.training.models:physical_network"', b'"physnn.training.models:Drive"')
+    with pytest.raises(errors.ModelFileError, match=r"not a physnn model builder"):
+        physnn.load(evil)
+    with pytest.raises(errors.ModelFileError, match=r"physnn._atomic:atomic_write, which is not a data class"):
+        decode({"__dataclass__": "physnn._atomic:atomic_write", "fields": {}}, {}, lambda key: None)
+    with pytest.raises(errors.ModelFileError, match=r"dtype 'load'"):
+        decode({"__dtype__": "load"}, {}, lambda key: None)
