@@ -7,8 +7,13 @@ One step, per cell (``u = u^n``, ``lap`` the 5-point sum without ``1/h^2``, ``r2
     D       = 1 + b dt + dt sat / (1 + (u / u_th)^2)       (damping, saturable absorption)
     u^{n+1} = (2u + r2 c^2 lap - (2 - D) u^{n-1}) / D + dt^2 s x[n]
 
-:class:`TorchWave` runs it without an autograd graph and back-propagates by the adjoint
-recursion (the transposed step, run backwards in time). The fields the adjoint needs are
+:class:`TorchWave` runs it without an autograd graph (:class:`Leapfrog`: in place on two
+zero-bordered buffers, u^{n+1} overwriting u^{n-1}, the field-dependent coefficients updated on
+the box only; six passes over the grid per step and no allocation) and back-propagates by the
+adjoint recursion (:class:`_Adjoint`: the transposed step, run backwards in time, on
+preallocated buffers). :meth:`Stepper.step` is the same update in differentiable torch ops: the
+plain-autograd reference of the tests, and the path that records snapshots. ``torch.compile``
+does not pay on CPU (``benchmarks/bench_wave_compile.py``). The fields the adjoint needs are
 rebuilt one of two ways:
 
 * reversible media (no saturable absorption): the interior update is time-reversible, so
