@@ -39,13 +39,15 @@ from ._kernels import _adjoint_row, _decay_row, _inject, _probe_adjoint, _record
 
 
 @njit(cache=True)
-def _linear_row(new, um, u0, up, old, cl, q, a1, a2, r2):  # pragma: no cover - compiled
-    """``new = a1 (2u + r2 c^2 lap) - a2 u^{n-1}``: the update outside the box (q = 0 there)."""
-    for k in range(1, new.shape[0] - 1):
-        u = u0[k]
-        lap = (um[k] + up[k]) + (u0[k - 1] + u0[k + 1]) - (u + u + u + u)
-        c = cl[k] + q[k] * (u * u)
-        new[k] = a1[k] * ((u + u) + r2 * (c * c) * lap) - a2[k] * old[k]
+def _linear(new, cur, old, cl, q, a1, a2, r2):  # pragma: no cover - compiled
+    """``new = a1 (2u + r2 c^2 lap) - a2 u^{n-1}`` on the whole grid: the update outside the box
+    (a plain 2-D loop: no row views to make, the cheapest pass over the grid)."""
+    for i in range(1, cur.shape[0] - 1):
+        for j in range(1, cur.shape[1] - 1):
+            u = cur[i, j]
+            lap = (cur[i - 1, j] + cur[i + 1, j]) + (cur[i, j - 1] + cur[i, j + 1]) - (u + u + u + u)
+            c = cl[i, j] + q[i, j] * (u * u)
+            new[i, j] = a1[i, j] * ((u + u) + r2 * (c * c) * lap) - a2[i, j] * old[i, j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -64,21 +66,15 @@ def _saturable_row(new, um, u0, up, old, cl, q, sat, r2, dt, uth2):  # pragma: n
 @njit(cache=True)
 def _step(new, cur, old, cl, q, sat, a1, a2, r2, dt, uth2, box, whole):  # pragma: no cover - compiled
     """``new`` <- u^{n+1} from ``cur`` = u^n, ``old`` = u^{n-1} (three distinct arrays): on the
-    whole grid, or with ``whole=False`` on the box only."""
-    rows = cur.shape[0]
+    whole grid (the linear update everywhere, then the box overwritten), or with ``whole=False``
+    on the box only."""
     r0, r1, c0, c1 = box[0], box[1], box[2], box[3]
     s = slice(c0 - 1, c1 + 1)
-    lo, hi = (1, rows - 1) if whole else (r0, r1)
-    for i in range(lo, hi):
-        if r0 <= i < r1:
-            if whole:
-                for a, z in ((0, c0 + 1), (c1 - 1, cur.shape[1])):
-                    _linear_row(new[i, a:z], cur[i - 1, a:z], cur[i, a:z], cur[i + 1, a:z], old[i, a:z], cl[i, a:z],
-                                q[i, a:z], a1[i, a:z], a2[i, a:z], r2)
-            _saturable_row(new[i, s], cur[i - 1, s], cur[i, s], cur[i + 1, s], old[i, s], cl[i, s], q[i, s],
-                           sat[i, s], r2, dt, uth2)
-        else:
-            _linear_row(new[i], cur[i - 1], cur[i], cur[i + 1], old[i], cl[i], q[i], a1[i], a2[i], r2)
+    if whole:
+        _linear(new, cur, old, cl, q, a1, a2, r2)
+    for i in range(r0, r1):
+        _saturable_row(new[i, s], cur[i - 1, s], cur[i, s], cur[i + 1, s], old[i, s], cl[i, s], q[i, s],
+                       sat[i, s], r2, dt, uth2)
 
 
 @over_rows("x", "signals", "intensity", "strip", "ckpt")
