@@ -23,6 +23,14 @@ A random-map ablation does not apply: the target is defined by the device.
     python examples/audio_match.py --loss spectral      # the same with a spectral loss
     python examples/audio_match.py --seeds 1 --epochs 20 --clips 8   # a quick look
 
+What to expect (3 seeds, mse, defaults): test RMSE 0.23 +- 0.15 V at the
+starting knobs, 0.033 after 100 epochs, 6.6e-7 +- 1.1e-6 V (ESR 5e-12) after
+300; every knob recovered to better than 1e-5 relative (drive 8 V/V, R 4700
+ohm, 2500 Hz, q 1.2). The FIR filters stay at 0.24 / 0.23 V (ESR 0.24 / 0.23),
+the memoryless matched MLP at 0.43 V (one ReLU unit cannot clip both
+half-waves), the input itself at 0.32 V. 46 s CPU in all (12-15 s per knob
+fit), 11 min wall on the shared 2-core machine at a load of 17.
+
 Writes ``audio_match.png`` (test RMSE per epoch, mean +- std over seeds, with the
 baselines) and ``audio_match.json`` under ``--out``; prints the error curve, the
 recovered and hidden knobs and the baselines table. Error metrics: RMSE (V) and
@@ -184,10 +192,9 @@ def report(runs: list[dict], out: Path, loss: str) -> None:
               f"{esr[0]:.2e} +- {esr[1]:.1e} |")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    curves = np.array([r["curve"] for r in runs])
-    m, s = curves.mean(0), curves.std(0)
-    ax.plot(range(epochs + 1), m, label="pedal, knobs by fit (test)")
-    ax.fill_between(range(epochs + 1), m - s, m + s, alpha=0.3)
+    for k, r in enumerate(runs):  # one line per seed: a std band is meaningless on a log axis
+        ax.plot(range(epochs + 1), r["curve"], color="C0", linewidth=1,
+                label="pedal, knobs by fit (test), one line per seed" if k == 0 else None)
     for name, style in (("FIR, matched (ridge on raw samples)", ":"), ("FIR, 64 taps (ridge)", "--"),
                         ("matched MLP (memoryless, 1 ReLU unit)", "-."), ("input itself", (0, (1, 3)))):
         ax.axhline(statistics.fmean(r["rows"][name]["rmse"] for r in runs), linestyle=style, color="grey",
