@@ -47,7 +47,7 @@ from torch import nn
 from physnn import PhysicalLayer
 from physnn.cli import torch_device
 from physnn.data import load_mnist
-from physnn.devices.optics import DiffractiveNetwork, ScatteringMedium
+from physnn.devices.optics import ScatteringMedium
 from physnn.training import (
     Backprop,
     count_parameters,
@@ -81,6 +81,8 @@ class PowerFractions(nn.Module):
 
 def diffractive_model(seed: int, args: argparse.Namespace) -> nn.Sequential:
     """Five phase-only masks of n x n neurons (Lin et al.'s pitch and wavelength, spacing scaled to the plane)."""
+    from physnn.devices.optics import DiffractiveNetwork  # another module of the package, imported when used
+
     n = args.diffractive_n
     network = DiffractiveNetwork(n=n, layers=5, spacing=30e-3 * n / 200, seed=seed)
     torch.manual_seed(seed)
