@@ -108,6 +108,14 @@ CATALOG: dict[str, DeviceInfo] = {
         ("theta [6] in [0, 6.28319] rad (default: 6 values in [0.923, 1.93])",
          "phi [6] in [0, 6.28319] rad (default: 6 values in [0.151, 4.91])",
          "output_phase [4] in [0, 6.28319] rad (default: 4 values in [0.704, 6.14])"), {"n_modes": 3}),
+    "shg-crystal": DeviceInfo(
+        "physnn.devices.optics:SHGCrystal", "SHGCrystal", True, (16,), (16,),
+        ("phase [16] in [0, 6.28319] rad (default 3.141592653589793)",),
+        {"in_features": 2, "n_controls": 1, "out_features": 2, "steps": 2, "n_freq": 36}),
+    "diffractive-network": DeviceInfo(
+        "physnn.devices.optics:DiffractiveNetwork", "DiffractiveNetwork", True, (784,), (10,),
+        ("phase [5, 200, 200] in [0, 6.28319] rad (default 3.141592653589793)",),
+        {"n": 8, "layers": 1, "input_size": 2, "detector_size": 1, "spacing": 2e-3}),
 }
 
 
