@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--temperature", type=float, default=10.0)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--baseline-epochs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("runs/diffractive_mnist"))
@@ -89,7 +90,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         train, test = mnist("train", args.train, seed), mnist("test", args.test, seed)
         device = DiffractiveNetwork(args.n, args.layers, pitch=args.pitch, spacing=args.spacing)
         initial = torch.rand(device.controls[0].shape, generator=torch.Generator().manual_seed(seed))
