@@ -34,7 +34,9 @@ like the ladder, on the same split (``baselines.md``, ``baselines.json``).
     python examples/creep_images.py --datasets mnist --epochs 1 --train-size 10000 --test-size 2000 --threads 1
 
 Cost on one thread (docs/quantum.md): a level-2 epoch takes about 3 CPU-minutes,
-levels 0 and 1 about a sixth of that. Writes ``creep.csv``, ``creep.json``,
+levels 0 and 1 about a sixth of that. Measured (unitary, level 2, seed 0, epoch 1):
+MNIST 25.44 %, Fashion-MNIST 26.51 %, against the authors' JAX 16.30 +- 6.31 % and
+16.24 +- 5.41 % after the same epoch; later epochs were not run here. Writes ``creep.csv``, ``creep.json``,
 ``creep.md``, ``creep.png`` per model and dataset under ``--out/<weights>/<dataset>``.
 
 Data: MNIST / Fashion-MNIST IDX files from --data-dir, else $PHYSNN_DATA (e.g. ../shared/datasets).
