@@ -110,7 +110,7 @@ CATALOG: dict[str, DeviceInfo] = {
          "output_phase [4] in [0, 6.28319] rad (default: 4 values in [0.704, 6.14])"), {"n_modes": 3}),
     "shg-crystal": DeviceInfo(
         "physnn.devices.optics:SHGCrystal", "SHGCrystal", True, (16,), (16,),
-        ("phase [16] in [0, 6.28319] rad (default 3.141592653589793)",),
+        ("phase [16] in [0, 6.28319] rad (default: 16 values in [0.0172, 5.88])",),
         {"in_features": 2, "n_controls": 1, "out_features": 2, "steps": 2, "n_freq": 36}),
     "diffractive-network": DeviceInfo(
         "physnn.devices.optics:DiffractiveNetwork", "DiffractiveNetwork", True, (784,), (10,),

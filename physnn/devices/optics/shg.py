@@ -64,6 +64,10 @@ class SHGCrystal(Device):
         phase_error: rms static error of the shaper's phases, rad (drawn from ``error_seed``); a
             hardware stand-in's calibration error.
         noise: rms spectrometer noise relative to the batch's mean bin energy (drawn from ``seed``).
+        control_seed: seeds the default control phases, uniform in [0, 2 pi): a scrambled pulse, away
+            from the transform limit, where the SH yield is stationary in every phase and a network
+            starting there learns slowly (SPSA on the training matrix's task: 0.63 after 60 epochs from
+            phases of pi, 0.92 from random phases).
     """
 
     name = "shg-crystal"
@@ -74,7 +78,7 @@ class SHGCrystal(Device):
                  pulse_fs: float = 50.0, length_mm: float = 1.0, coupling: float = 0.5,
                  gvm_fs_per_mm: float = 50.0, gvd_fs2_per_mm: tuple[float, float] = (0.0, 0.0),
                  dk_per_mm: float = 0.0, steps: int = 64, n_freq: int = 512, phase_error: float = 0.0,
-                 noise: float = 0.0, error_seed: int = 1, seed: int | None = None) -> None:
+                 noise: float = 0.0, error_seed: int = 1, control_seed: int = 0, seed: int | None = None) -> None:
         super().__init__(seed=seed)
         counts = {"in_features": in_features, "n_controls": n_controls, "out_features": out_features, "steps": steps}
         for label, value in counts.items():
@@ -132,7 +136,8 @@ class SHGCrystal(Device):
         limited = torch.polar(self.amplitude, torch.zeros_like(self.amplitude)).unsqueeze(0)
         #: SH energy of the transform-limited pulse / FH energy: the outputs' unit
         self.tl_efficiency = float(self.propagate(limited)[1].abs().square().sum() / limited.abs().square().sum())
-        self.controls = (Control("phase", (self.n_controls,), 0.0, 2 * math.pi, "rad", math.pi,
+        start = 2 * math.pi * np.random.default_rng(int(control_seed)).random(self.n_controls)
+        self.controls = (Control("phase", (self.n_controls,), 0.0, 2 * math.pi, "rad", tuple(start.tolist()),
                                  "spectral phase of each control block of the pulse shaper"),) if n_controls else ()
 
     # ------------------------------------------------------------------ physics
