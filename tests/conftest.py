@@ -1,4 +1,8 @@
-"""Shared pytest options: ``--device-address`` opts in to tests against a real instrument."""
+"""Shared pytest options and fixtures: ``--device-address`` opts in to tests against a real instrument;
+``one_thread`` runs a module's small-tensor tests on one torch thread."""
+
+import pytest
+import torch
 
 
 def pytest_addoption(parser):
@@ -6,3 +10,13 @@ def pytest_addoption(parser):
                      help="VISA resource of a real instrument for the opt-in hardware tests, e.g. "
                           "TCPIP::192.168.1.20::INSTR (profile from $PHYSNN_DEVICE_PROFILE, default physnn-emulator; "
                           "64-sample drives when the profile has no describe query)")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the module, restored afterwards: on small tensors a second thread only contends (on
+    2 shared cores it made small FFTs 1000x slower). Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,13 +16,7 @@ from physnn.testing import check_device
 IDEAL = {"noise": "none", "bits": None}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small FFTs: a second thread only contends (2 shared cores made each FFT 1000x slower); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def matrix(medium) -> torch.Tensor:

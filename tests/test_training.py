@@ -27,13 +27,7 @@ from physnn.training import (
     plot_comparison,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def blobs(n: int = 60, d: int = 6, classes: int = 3, seed: int = 0):

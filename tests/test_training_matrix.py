@@ -198,13 +198,7 @@ def blobs(d: int, seed: int = 0) -> tuple[tuple[torch.Tensor, torch.Tensor], tup
     return (x[:90], y[:90]), (x[90:], y[90:])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: threads only contend (the suite shares 2 cores); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
