@@ -13,7 +13,8 @@ physnn, the default run's fold 1 (the other 4 folds not measured yet): train 92.
 Baselines on the same 5 folds (``--no-physics``, 22 min at load ~18): logistic regression on the
 raw window 41.9 ± 7.0 %, the 16,067-parameter MLP 46.3 ± 5.6 %, the random-map ablation
 34.4 ± 2.1 % (chance), logistic regression on the window's magnitude spectrum 88.1 ± 4.0 %
-(fold 1: 87.7 %): the medium beats models of the raw waveform, not a spectrum (docs/wave.md).
+(folds 1-3: 89.5 ± 1.8 %, against the medium's 86.0 / 86.0 / 87.7 % on folds 1-3): the medium
+beats models of the raw waveform, not a spectrum (docs/wave.md).
 
 Without the recordings the script falls back to synthesized vowels and says so.
 
