@@ -8,7 +8,7 @@ scores (cross-entropy on them, as wavetorch). The material density between sourc
 probes is trained by backprop (Adam) on 1000-sample windows from the middle of each
 recording; tests use the whole recordings. 5-fold stratified cross-validation.
 wavetorch's published result for this protocol: train 92.6 %, test 86.9 % (mean of 5 folds).
-physnn, the default run's fold 1 (the other 4 folds not measured yet): train 92.3 %, test 86.0 %
+physnn, the default run's fold 1 (folds 2 and 3: test 86.0 % and 87.7 %; 4-5 not run): train 92.3 %, test 86.0 %
 (49 of 57 test recordings); 402 s CPU on 1 thread, 27 min wall on a busy 2-core machine (load ~9).
 Baselines on the same 5 folds (``--no-physics``, 22 min at load ~18): logistic regression on the
 raw window 41.9 ± 7.0 %, the 16,067-parameter MLP 46.3 ± 5.6 %, the random-map ablation
