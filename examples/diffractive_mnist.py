@@ -13,6 +13,11 @@ written as PNG images to ``--out``.
     python examples/diffractive_mnist.py                         # Lin geometry, full MNIST (hours on CPU)
     python examples/diffractive_mnist.py --n 50 --pitch 1.6e-3   # same 80 mm aperture, 4x coarser neurons
     python examples/diffractive_mnist.py --train 2000 --test 1000 --epochs 5   # a subset
+
+Measured (shared 2-core CPU, 1 thread; docs/optics.md has the curves): one batch-32 step of the Lin
+geometry costs 2.7 CPU-s. Lin geometry, 1,000 train / 500 test digits, 10 epochs, 1 seed: 89.4 %
+(logistic regression 87.0 %, matched MLP 89.0 %). 50 x 50 neurons of 1.6 mm, 10,000 / 2,000
+digits, 5 epochs, 3 seeds: 88.4 +- 0.5 % (logistic regression 88.8 +- 0.5 %, MLP 92.9 +- 0.4 %).
 """
 
 from __future__ import annotations
