@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -81,8 +82,7 @@ class DiffractiveNetwork(Device):
         self.fill = max(1, round(input_fill * n))
         self.detector_noise, self.gain = float(detector_noise), float(gain)
         self.stochastic = detector_noise > 0
-        boxes = _lin_layout(n, detector_size or max(1, n // 10)) if detectors is None else [
-            tuple(int(v) for v in d) for d in detectors]
+        boxes = _lin_layout(n, detector_size or max(1, n // 10)) if detectors is None else _boxes(detectors, n)
         self.register_buffer("regions", _region_masks(n, boxes))
         self.detectors = tuple(boxes)
         self.in_shape, self.out_shape = (s * s,), (len(boxes),)
@@ -134,6 +134,15 @@ class DiffractiveNetwork(Device):
             z = torch.randn(y.shape, generator=self.generator, dtype=y.dtype).to(y.device)
             y = y + self.detector_noise * y.detach().abs().mean() * z
         return y
+
+
+def _boxes(detectors: Any, n: int) -> list[tuple[int, ...]]:
+    """``detectors`` as tuples of integers (their geometry is checked by :func:`_region_masks`)."""
+    try:
+        return [tuple(int(v) for v in d) if all(float(v) == int(v) for v in d) else (None,) for d in detectors]
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigurationError(f"DiffractiveNetwork detectors must be a list of integer (row, col, side) squares "
+                                 f"inside the {n} x {n} plane, got {detectors!r}") from None
 
 
 def _lin_layout(n: int, side: int) -> list[tuple[int, int, int]]:

@@ -87,6 +87,9 @@ class SHGCrystal(Device):
         for label, value in (("pulse_fs", pulse_fs), ("length_mm", length_mm)):
             if not (math.isfinite(value) and value > 0):
                 raise ConfigurationError(f"SHGCrystal {label} must be a positive number, got {value!r}")
+        for label, value in (("error_seed", error_seed), ("control_seed", control_seed)):
+            if int(value) != value or value < 0:
+                raise ConfigurationError(f"SHGCrystal {label} must be an integer >= 0, got {value!r}")
         for label, value in (("phase_error", phase_error), ("noise", noise), ("coupling", coupling)):
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigurationError(f"SHGCrystal {label} must be a finite number >= 0, got {value!r}")
