@@ -35,22 +35,11 @@ from torch import nn
 
 from physnn import PhysicalLayer
 from physnn.data import load_mnist
-from physnn.devices.optics import DiffractiveNetwork
+from physnn.devices.optics import DiffractiveNetwork, PowerFractions
 from physnn.training import Backprop, fit
 from physnn.training.baselines import digital_baselines, results_table, summarize
 
 LIN_ACCURACY = 0.9175
-
-
-class PowerScores(nn.Module):
-    """Detector powers (B, 10) -> class scores: powers / their sum, times a fixed ``temperature``."""
-
-    def __init__(self, temperature: float) -> None:
-        super().__init__()
-        self.temperature = float(temperature)
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.temperature * y / y.sum(1, keepdim=True).clamp_min(1e-30)
 
 
 def mnist(split: str, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,7 +89,7 @@ def main() -> None:
         device = DiffractiveNetwork(args.n, args.layers, pitch=args.pitch, spacing=args.spacing)
         initial = torch.rand(device.controls[0].shape, generator=torch.Generator().manual_seed(seed))
         layer = PhysicalLayer(device, controls={"phase": 2 * math.pi * (0.1 + 0.8 * initial)}, seed=seed)
-        model = nn.Sequential(layer, PowerScores(args.temperature))
+        model = nn.Sequential(layer, PowerFractions(args.temperature))
         method = Backprop(model, lr=args.lr)
         start = time.time()
         run = fit(method, train, val=test, epochs=args.epochs, batch_size=args.batch_size, seed=seed,

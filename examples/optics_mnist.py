@@ -73,20 +73,9 @@ def scattering_model(seed: int, args: argparse.Namespace) -> nn.Sequential:
     return nn.Sequential(PhysicalLayer(medium, route="autograd", seed=seed), nn.Linear(args.camera, 10))
 
 
-class PowerFractions(nn.Module):
-    """Class scores from detector powers (B, 10): ``temperature * p / sum(p)``, no parameters."""
-
-    def __init__(self, temperature: float) -> None:
-        super().__init__()
-        self.temperature = float(temperature)
-
-    def forward(self, power: torch.Tensor) -> torch.Tensor:
-        return self.temperature * power / power.sum(1, keepdim=True).clamp_min(1e-12)
-
-
 def diffractive_model(seed: int, args: argparse.Namespace) -> nn.Sequential:
     """Five phase-only masks of n x n neurons (Lin et al.'s pitch and wavelength, spacing scaled to the plane)."""
-    from physnn.devices.optics import DiffractiveNetwork  # another module of the package, imported when used
+    from physnn.devices.optics import DiffractiveNetwork, PowerFractions  # imported when the model is asked for
 
     n = args.diffractive_n
     network = DiffractiveNetwork(n=n, layers=5, spacing=30e-3 * n / 200, seed=seed)

@@ -17,6 +17,7 @@ from typing import Any
 _EXPORTS = {
     "ScatteringMedium": ".scattering",
     "DiffractiveNetwork": ".diffractive",
+    "PowerFractions": ".diffractive",
     "MZIMesh": ".mzi",
     "SHGCrystal": ".shg",
 }

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ...device import Control, Device
 from ...errors import ConfigurationError
@@ -169,3 +170,18 @@ def _region_masks(n: int, boxes: Sequence[tuple[int, ...]]) -> torch.Tensor:
                                      f"inside the {n} x {n} plane")
         masks[k, r:r + side, c:c + side] = 1.0
     return masks
+
+
+class PowerFractions(nn.Module):
+    """Class scores from detector powers (B, regions): ``temperature * p / sum(p)``, no parameters.
+
+    The readout of Lin et al.: the class is the brightest detector; dividing by the total makes the
+    scores independent of the source power, and ``temperature`` sets the softmax's sharpness.
+    """
+
+    def __init__(self, temperature: float) -> None:
+        super().__init__()
+        self.temperature = float(temperature)
+
+    def forward(self, power: torch.Tensor) -> torch.Tensor:
+        return self.temperature * power / power.sum(1, keepdim=True).clamp_min(1e-30)
