@@ -44,7 +44,7 @@ demo: $(VENV)/.demo-installed
 	$(VENV)/bin/physnn demo
 
 test: install
-	@echo "make test: the fast suite takes about 3 minutes on 2 cores (more when they are busy); skip reasons are listed at the end"
+	@echo "make test: the fast suite takes about 5 minutes on 2 cores (more when they are busy); skip reasons are listed at the end"
 	$(PY) -m pytest -q -rs
 
 test-slow: install
