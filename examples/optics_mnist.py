@@ -10,9 +10,12 @@ readout is all the digital model has: whatever beats logistic regression on raw 
 the speckle's nonlinear (intensity) features.
 
 Baselines on the same images and seeds: logistic regression on the raw pixels (a convex fit, computed
-once) and a one-hidden-layer MLP with the optical model's trained parameter count
+once), a one-hidden-layer MLP with the optical model's trained parameter count
 (:func:`physnn.training.matched_mlp`), trained by the same loop (``physnn.training.fit``, Adam, same
-epochs, batches and learning rate).
+epochs, batches and learning rate), and (``--ablation``, default on) the scattering model with its
+medium and camera replaced by a fixed random linear map of the same shapes and output statistics
+(:func:`physnn.training.random_map_ablation`): what the speckle's intensity nonlinearity adds. The
+diffractive model has no digital parameters, so its ablation would have nothing to train.
 
     python examples/optics_mnist.py                          # 60k / 10k images, 3 epochs, 3 seeds
     python examples/optics_mnist.py --train 5000 --seeds 1   # a quick look
@@ -59,6 +62,7 @@ from physnn.training import (
     fit,
     logistic_regression,
     matched_mlp,
+    random_map_ablation,
     results_table,
     summarize,
     trained_parameters,
@@ -102,6 +106,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", type=torch_device, default="cpu", help="torch device: cpu or cuda")
+    parser.add_argument("--ablation", action=argparse.BooleanOptionalAction, default=True,
+                        help="also train each model with its device replaced by a fixed random linear map")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -116,23 +122,33 @@ def main() -> None:
     runs = [{"model": "logistic regression (raw pixels)", "seed": args.seed,
              **logistic_regression(x_tr, y_tr, x_te, y_te, max_iter=100)}]
     print(f"logistic regression: {100 * runs[0]['test_accuracy']:.2f} %", flush=True)
+    def train(model: nn.Module, lr: float, seed: int) -> tuple[float, int]:
+        """Test accuracy and trained parameter count of ``model`` after backprop with ``lr``."""
+        method = Backprop(model.to(args.device), lr=lr)
+        result = fit(method, (x_tr, y_tr), val=(x_te, y_te), epochs=args.epochs, batch_size=args.batch, seed=seed,
+                     eval_train=False, eval_batch_size=1000, progress=sys.stderr.isatty(), plot=False)
+        return result.final("val_accuracy"), trained_parameters(method)
+
     for seed in range(args.seed, args.seed + args.seeds):
         for key in args.models:
             label, build, lr = MODELS[key]
-            method = Backprop(build(seed, args).to(args.device), lr=lr)
-            result = fit(method, (x_tr, y_tr), val=(x_te, y_te), epochs=args.epochs, batch_size=args.batch,
-                         seed=seed, eval_train=False, eval_batch_size=1000, progress=sys.stderr.isatty(), plot=False)
-            params = trained_parameters(method)
-            runs.append({"model": label, "seed": seed, "parameters": params,
-                         "test_accuracy": result.final("val_accuracy")})
-            mlp = matched_mlp(params, 784, 10, seed=seed).to(args.device)
-            run = fit(Backprop(mlp, lr=1e-2), (x_tr, y_tr), val=(x_te, y_te), epochs=args.epochs,
-                      batch_size=args.batch, seed=seed, eval_train=False, eval_batch_size=1000, progress=False,
-                      plot=False)
+            accuracy, params = train(build(seed, args), lr, seed)
+            runs.append({"model": label, "seed": seed, "parameters": params, "test_accuracy": accuracy})
+            mlp = matched_mlp(params, 784, 10, seed=seed)
             runs.append({"model": f"MLP matched to the {key} model", "seed": seed,
-                         "parameters": count_parameters(mlp), "test_accuracy": run.final("val_accuracy")})
-            print(f"seed {seed}: {key} {100 * runs[-2]['test_accuracy']:.2f} %, matched MLP "
-                  f"{100 * runs[-1]['test_accuracy']:.2f} % ({time.perf_counter() - start:.0f} s)", flush=True)
+                         "parameters": count_parameters(mlp), "test_accuracy": train(mlp, 1e-2, seed)[0]})
+            if args.ablation:  # the device replaced by a fixed random linear map with its output statistics
+                ablated = random_map_ablation(build(seed, args), seed=seed, drives={0: x_tr[:512].cpu()})
+                if any(p.requires_grad for p in ablated.parameters()):
+                    accuracy, params = train(ablated, lr, seed)
+                    runs.append({"model": f"{key}: random-map ablation", "seed": seed, "parameters": params,
+                                 "test_accuracy": accuracy})
+                elif seed == args.seed:  # the diffractive model is all device: its ablation has nothing to learn
+                    print(f"{key}: no random-map ablation: with the device replaced nothing is left to train",
+                          flush=True)
+            print(f"seed {seed}: " + ", ".join(f"{r['model']} {100 * r['test_accuracy']:.2f} %" for r in runs
+                                                if r["seed"] == seed and key in r["model"])
+                  + f" ({time.perf_counter() - start:.0f} s)", flush=True)
     print("\n" + results_table(summarize(runs)))
     print(f"{len(y_tr)} training images, {args.epochs} epochs, {args.seeds} seeds; "
           f"{time.perf_counter() - start:.0f} s in all")
