@@ -11,8 +11,9 @@ Contenders, each propagating a batch of complex64 fields over one 30 mm gap (lam
 
 Sizes: n = 200 (Lin's planes) at batch 16 and n = 64 at batch 64. Contenders alternate pass by pass
 (``--repeat`` passes each after a warm-up) on ``--threads`` threads; the table gives min and median
-process time per pass and physnn / reference of the medians. torchoptics is not compared: it was not
-installed in this environment (see docs/optics.md).
+process time per pass and physnn / reference of the medians. Where torchoptics is importable, its
+``Field.propagate_to_z(..., propagation_method="ASM")`` in float32 joins as a third contender (not a
+dependency: ``pip install --target DIR --no-deps torchoptics`` and ``PYTHONPATH=DIR`` suffice).
 
     python benchmarks/bench_optics_propagation.py [--repeat 7 --threads 1]
 """
@@ -45,6 +46,20 @@ def reference(field: torch.Tensor, pitch: float, wavelength: float, distance: fl
     return out[..., ny // 2:ny // 2 + ny, nx // 2:nx // 2 + nx]
 
 
+def torchoptics_propagate() -> Callable[..., torch.Tensor] | None:
+    """torchoptics' angular-spectrum propagation as ``fn(field, pitch, wavelength, distance)``, if installed."""
+    try:
+        import torchoptics
+    except ImportError:
+        return None
+    torchoptics.set_default_dtype(torch.float32)
+
+    def run(field: torch.Tensor, pitch: float, wavelength: float, distance: float) -> torch.Tensor:
+        start = torchoptics.Field(field, wavelength=wavelength, z=0, spacing=pitch)
+        return start.propagate_to_z(distance, propagation_method="ASM").data
+    return run
+
+
 def task(fn: Callable[..., torch.Tensor], field: torch.Tensor, backward: bool) -> Callable[[], None]:
     def run() -> None:
         f = field.clone().requires_grad_(backward)
@@ -61,14 +76,19 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
-    print("| n | batch | pass | physnn min / median (ms) | reference min / median (ms) | physnn / reference |")
-    print("|---|---|---|---|---|---|")
+    contenders = {"physnn": propagate, "reference": reference}
+    if (other := torchoptics_propagate()) is not None:
+        contenders["torchoptics"] = other
+    names = list(contenders)
+    print("| n | batch | pass | " + " | ".join(f"{k} min / median (ms)" for k in names) + " | "
+          + " | ".join(f"physnn / {k}" for k in names[1:]) + " |")
+    print("|---" * (3 + 2 * len(names) - 1) + "|")
     for n, batch in ((200, 16), (64, 64)):
         field = torch.polar(torch.rand(batch, n, n, generator=g), 2 * math.pi * torch.rand(batch, n, n, generator=g))
         diff = float((propagate(field, PITCH, WAVELENGTH, DISTANCE)
                       - reference(field, PITCH, WAVELENGTH, DISTANCE)).abs().max())
         for backward in (False, True):
-            tasks = {"physnn": task(propagate, field, backward), "reference": task(reference, field, backward)}
+            tasks = {name: task(fn, field, backward) for name, fn in contenders.items()}
             times: dict[str, list[float]] = {k: [] for k in tasks}
             for t in tasks.values():
                 t()  # warm-up (and the transfer-function cache)
@@ -78,9 +98,9 @@ def main() -> None:
                     t()
                     times[name].append(1e3 * (time.process_time() - start))
             cells = [f"{min(v):.1f} / {statistics.median(v):.1f}" for v in times.values()]
-            ratio = statistics.median(times["physnn"]) / statistics.median(times["reference"])
+            ratios = [f"{statistics.median(times['physnn']) / statistics.median(times[k]):.2f}" for k in names[1:]]
             kind = "fwd+bwd" if backward else "fwd"
-            print(f"| {n} | {batch} | {kind} | {cells[0]} | {cells[1]} | {ratio:.2f} |", flush=True)
+            print(f"| {n} | {batch} | {kind} | " + " | ".join(cells + ratios) + " |", flush=True)
         print(f"<!-- n={n}: max |physnn - reference| = {diff:.2e} (by design: the band limit drops"
               " frequencies whose transfer-function phase is undersampled; the reference keeps them) -->")
 
