@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from physnn import PhysicalLayer
+from physnn.cli import torch_device
 from physnn.data import load_mnist
 from physnn.devices.optics import DiffractiveNetwork, PowerFractions
 from physnn.training import Backprop, fit
@@ -64,7 +65,8 @@ def save_masks(phase: torch.Tensor, out: Path) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--n", type=int, default=200, help="neurons per side (Lin: 200)")
     ap.add_argument("--pitch", type=float, default=0.4e-3, help="neuron pitch, m (Lin: 0.4 mm)")
     ap.add_argument("--spacing", type=float, default=30e-3, help="gap between planes, m (Lin: 30 mm)")
@@ -78,18 +80,20 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--baseline-epochs", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--device", type=torch_device, default="cpu", help="torch device: cpu or cuda")
     ap.add_argument("--out", type=Path, default=Path("runs/diffractive_mnist"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        train, test = mnist("train", args.train, seed), mnist("test", args.test, seed)
+        train, test = (tuple(t.to(args.device) for t in mnist(split, count, seed))
+                       for split, count in (("train", args.train), ("test", args.test)))
         device = DiffractiveNetwork(args.n, args.layers, pitch=args.pitch, spacing=args.spacing)
         initial = torch.rand(device.controls[0].shape, generator=torch.Generator().manual_seed(seed))
         layer = PhysicalLayer(device, controls={"phase": 2 * math.pi * (0.1 + 0.8 * initial)}, seed=seed)
-        model = nn.Sequential(layer, PowerFractions(args.temperature))
+        model = nn.Sequential(layer, PowerFractions(args.temperature)).to(args.device)
         method = Backprop(model, lr=args.lr)
         start = time.time()
         run = fit(method, train, val=test, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
