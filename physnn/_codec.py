@@ -20,12 +20,10 @@ without physnn or torch; nothing in the file is unpickled as code.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
 import io
 import json
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,11 +32,12 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_write
+from ._framing import corruption, frame, no_header, unframe
 from .device import Device
 from .errors import ModelFileError, NotRebuildableError
 
 FORMAT = 1
-_HEADER = re.compile(rb"physnn-model (\d+) sha256=([0-9a-f]{64})\n")
+KIND = "physnn-model"
 #: the header of a fit() checkpoint (physnn.training._checkpoint), which load() also accepts
 CHECKPOINT_MAGIC = b"physnn-checkpoint "
 
@@ -128,25 +127,20 @@ def write_file(path: Path, manifest: dict[str, Any], tensors: dict[str, torch.Te
     buffer = io.BytesIO()
     torch.save(tensors, buffer)
     body = json.dumps(manifest, separators=(",", ":")).encode() + b"\n" + buffer.getvalue()
-    header = f"physnn-model {FORMAT} sha256={hashlib.sha256(body).hexdigest()}\n".encode()
-    return atomic_write(path, lambda f: f.write(header + body))
+    return atomic_write(path, lambda f: f.write(frame(KIND, FORMAT, body)))
 
 
 def read_file(path: Path, data: bytes) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The manifest and tensors of the bytes ``data`` of the model file ``path``, after every check."""
-    match = _HEADER.match(data)
-    if match is None:
-        what = "is empty" if not data else f"does not start with a physnn-model header (starts {data[:24]!r})"
-        raise ModelFileError(f"model file {path} {what}; it was truncated, overwritten or is not a physnn.save file")
-    version, digest = int(match.group(1)), match.group(2).decode()
+    if (framed := unframe(KIND, data)) is None:
+        raise ModelFileError(f"model file {path} {no_header(KIND, data)}; it was truncated, overwritten or is not "
+                             "a physnn.save file")
+    version, digest, body = framed
     if version > FORMAT:
         raise ModelFileError(f"model file {path} has format {version}, newer than this physnn reads "
                              f"({FORMAT}); upgrade physnn to load it")
-    body = data[match.end():]
-    actual = hashlib.sha256(body).hexdigest()
-    if actual != digest:
-        raise ModelFileError(f"model file {path} is corrupt: its content ({len(body)} bytes) has SHA-256 "
-                             f"{actual[:16]}..., its header says {digest[:16]}...")
+    if problem := corruption(body, digest):
+        raise ModelFileError(f"model file {path} {problem}")
     line, _, payload = body.partition(b"\n")
     try:
         manifest = json.loads(line)

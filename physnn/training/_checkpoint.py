@@ -15,20 +15,19 @@ nothing arbitrary is unpickled). Audit a file without physnn:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .._atomic import atomic_write
+from .._framing import corruption, frame, no_header, unframe
 from ..errors import CheckpointError
 
 VERSION = 2
-_HEADER = re.compile(rb"physnn-checkpoint (\d+) sha256=([0-9a-f]{64})\n")
+KIND = "physnn-checkpoint"
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any], *, keep_previous: bool = True) -> Path:
@@ -40,9 +39,8 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any], *, keep
     path = Path(path)
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    payload = buffer.getvalue()
-    header = f"physnn-checkpoint {VERSION} sha256={hashlib.sha256(payload).hexdigest()}\n".encode()
-    tmp = atomic_write(path.with_name(f".{path.name}.new"), lambda f: f.write(header + payload))
+    framed = frame(KIND, VERSION, buffer.getvalue())
+    tmp = atomic_write(path.with_name(f".{path.name}.new"), lambda f: f.write(framed))
     if keep_previous and path.exists():
         os.replace(path, previous_of(path))
     os.replace(tmp, path)
@@ -61,18 +59,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def verified_state(data: bytes, path: Path) -> dict[str, Any]:
     """The state held by the bytes ``data`` of the checkpoint file ``path`` (named in errors)."""
-    match = _HEADER.match(data)  # anchored at the start: reads the header line only
-    if match is None:
-        what = "is empty" if not data else f"does not start with a physnn-checkpoint header (starts {data[:24]!r})"
-        raise CheckpointError(_advice(path, f"{what}; it was truncated, overwritten, or written by physnn < 0.2"))
-    version, digest = int(match.group(1)), match.group(2).decode()
-    payload = data[match.end():]
+    if (framed := unframe(KIND, data)) is None:
+        raise CheckpointError(_advice(path, f"{no_header(KIND, data)}; it was truncated, overwritten, or written by "
+                                            "physnn < 0.2"))
+    version, digest, payload = framed
     if version != VERSION:
         raise CheckpointError(_advice(path, f"has format {version}; this physnn reads format {VERSION}"))
-    actual = hashlib.sha256(payload).hexdigest()
-    if actual != digest:
-        raise CheckpointError(_advice(path, f"is corrupt: its content ({len(payload)} bytes) has SHA-256 "
-                                            f"{actual[:16]}..., its header says {digest[:16]}..."))
+    if problem := corruption(payload, digest):
+        raise CheckpointError(_advice(path, problem))
     try:
         state = torch.load(io.BytesIO(payload), weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a verified payload that torch cannot read is still the file's fault
