@@ -36,7 +36,6 @@ import torch
 
 from ...device import Control, Device
 from ...errors import ConfigurationError
-from ._transmission import complex_dtype
 
 #: a block of the pulse shaper spans this many frequency samples
 BINS_PER_BLOCK = 4
@@ -227,7 +226,7 @@ class SHGCrystal(Device):
         return out.index_add(1, bins[inside], power[:, inside]) / total
 
     def _forward(self, x: torch.Tensor, controls: dict[str, torch.Tensor]) -> torch.Tensor:
-        spectrum = self.input_spectrum(x, controls.get("phase")).to(complex_dtype(x.dtype))
+        spectrum = self.input_spectrum(x, controls.get("phase"))  # complex64 / complex128 with x
         _, a2 = self.propagate(spectrum)
         y = self.binned(a2, spectrum) / self.tl_efficiency
         if self.noise:
