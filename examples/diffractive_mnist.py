@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--baseline-epochs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--log-every", type=int, default=100, help="a progress line on stderr every this many steps")
     ap.add_argument("--device", type=torch_device, default="cpu", help="torch device: cpu or cuda")
     ap.add_argument("--out", type=Path, default=Path("runs/diffractive_mnist"))
     args = ap.parse_args()
@@ -97,7 +98,8 @@ def main() -> None:
         method = Backprop(model, lr=args.lr)
         start = time.time()
         run = fit(method, train, val=test, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
-                  out_dir=args.out / f"seed{seed}", eval_train=False, eval_batch_size=250, progress=True)
+                  out_dir=args.out / f"seed{seed}", eval_train=False, eval_batch_size=250, progress=True,
+                  log_every=args.log_every)
         seconds = time.time() - start
         masks = save_masks(layer.control_values()["phase"], args.out / f"seed{seed}")
         curve = [round(float(row["val_accuracy"]), 4) for row in run.history]

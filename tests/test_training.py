@@ -260,6 +260,20 @@ def test_resume_continues_exactly(tmp_path, kind):
         fit(Backprop(digital_network(6, [3])), (x, y), epochs=6, out_dir=tmp_path, resume=True, progress=False)
 
 
+def test_log_every_prints_progress_lines_to_stderr(capsys):
+    x, y = blobs()
+    method = Backprop(digital_network(6, [3]), lr=5e-2)
+    fit(method, (x, y), epochs=2, batch_size=10, progress=False, log_every=2)
+    lines = capsys.readouterr().err.strip().splitlines()
+    steps = -(-len(y) // 10)
+    assert len(lines) == 2 * (steps // 2)
+    assert lines[0].startswith(f"backprop: epoch 1/2, step 2/{steps}, running loss ")
+    loss = float(lines[0].split("running loss ")[1].split(",")[0])
+    assert 0 < loss < 5 and lines[-1].startswith(f"backprop: epoch 2/2, step {2 * (steps // 2)}/{steps}")
+    with pytest.raises(ConfigurationError, match="log_every=0"):
+        fit(method, (x, y), epochs=1, log_every=0, progress=False)
+
+
 def test_fit_validates_data():
     method = Backprop(digital_network(6, [3]))
     with pytest.raises(ConfigurationError, match="int64 labels"):

@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -103,7 +104,8 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
         patience: int | None = None, monitor: str | None = None, restore_best: bool = False,
         eval_train: bool = True, eval_batch_size: int | None = None, progress: bool = True,
         callbacks: Sequence[Callback] = (), plot: bool = True,
-        record: str | os.PathLike[str] | None = None, loss: str | LossFn | Loss | None = None) -> RunResult:
+        record: str | os.PathLike[str] | None = None, loss: str | LossFn | Loss | None = None,
+        log_every: int | None = None) -> RunResult:
     """Train ``method`` on ``train = (x, y)`` for ``epochs`` epochs.
 
     Args:
@@ -139,13 +141,17 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
             labels, ``"mse"`` for float targets. Regression runs report ``loss``, ``mse``, ``rmse``,
             ``mae`` and ``r2``, never an accuracy. :class:`~physnn.training.ForwardForward` (a
             classifier with its own local losses) refuses any loss and float targets.
+        log_every: also print one line to stderr every this many training steps (epoch, step, running
+            loss, seconds so far and an estimate of the epoch's remaining seconds): progress for long
+            epochs in logs, where the tqdm bar stays off.
 
     Returns:
         A :class:`RunResult`.
     """
-    if epochs < 1 or (batch_size is not None and batch_size < 1) or (patience is not None and patience < 1):
-        raise ConfigurationError(f"fit needs epochs >= 1, batch_size >= 1 or None, patience >= 1 or None; got "
-                                 f"{epochs}, {batch_size}, {patience}")
+    if epochs < 1 or any(v is not None and v < 1 for v in (batch_size, patience, log_every)):
+        raise ConfigurationError(f"fit needs epochs >= 1 and batch_size, patience, log_every >= 1 or None; got "
+                                 f"epochs={epochs}, batch_size={batch_size}, patience={patience}, "
+                                 f"log_every={log_every}")
     if resume and out_dir is None:
         raise ConfigurationError("fit(resume=True) needs out_dir=, the folder holding checkpoint.pt")
     x, y = train
@@ -177,7 +183,7 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
         while loop.epoch < epochs and not loop.stopped:
             with _recording(method, writer):
                 row = _run_epoch(method, loop, meters, x, y, val, batch_size, eval_train, eval_batch_size,
-                                 callbacks)
+                                 callbacks, _StepLog(method.name, epochs, log_every))
             loop.update_best(row, monitor, patience, method, restore_best)
             if out is not None:
                 loop.save(out / CHECKPOINT, method)
@@ -207,7 +213,7 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
 # ------------------------------------------------------------------ one epoch
 def _run_epoch(method: Method, loop: _LoopState, meters: _Meters, x: torch.Tensor, y: torch.Tensor,
                val: tuple[torch.Tensor, torch.Tensor] | None, batch_size: int | None, eval_train: bool,
-               eval_batch_size: int | None, callbacks: Sequence[Callback]) -> dict[str, Any]:
+               eval_batch_size: int | None, callbacks: Sequence[Callback], log: _StepLog) -> dict[str, Any]:
     epoch = loop.epoch
     start = time.perf_counter()
     for cb in callbacks:
@@ -216,6 +222,7 @@ def _run_epoch(method: Method, loop: _LoopState, meters: _Meters, x: torch.Tenso
     size = n if batch_size is None else min(int(batch_size), n)
     order = torch.randperm(n, generator=loop.shuffle) if size < n else torch.arange(n)
     sums: dict[str, float] = {}
+    steps = -(-n // size)
     with meters.phase(loop.totals, "train"):
         for b, first in enumerate(range(0, n, size)):
             rows = order[first:first + size]
@@ -223,6 +230,7 @@ def _run_epoch(method: Method, loop: _LoopState, meters: _Meters, x: torch.Tenso
                 sums[k] = sums.get(k, 0.0) + v * len(rows)
             for cb in callbacks:
                 cb.on_batch_end(epoch, b, method)
+            log.step(epoch, b, steps, sums.get("loss", math.nan) / min(first + size, n), start)
     row: dict[str, Any] = {"epoch": epoch + 1, **{k: v / n for k, v in sums.items()}}
     with meters.phase(loop.totals, "eval"):
         if eval_train:
@@ -236,6 +244,25 @@ def _run_epoch(method: Method, loop: _LoopState, meters: _Meters, x: torch.Tenso
     loop.history.append(row)
     loop.epoch += 1
     return row
+
+
+@dataclass
+class _StepLog:
+    """``fit(log_every=)``: one stderr line every ``every`` training steps (off when ``every`` is None)."""
+
+    name: str
+    epochs: int
+    every: int | None
+
+    def step(self, epoch: int, batch: int, steps: int, running_loss: float, start: float) -> None:
+        """After step ``batch`` (0-based) of ``steps`` in ``epoch`` (0-based), begun at ``start`` (perf_counter)."""
+        if self.every is None or (batch + 1) % self.every:
+            return
+        elapsed = time.perf_counter() - start
+        left = elapsed / (batch + 1) * (steps - batch - 1)
+        print(f"{self.name}: epoch {epoch + 1}/{self.epochs}, step {batch + 1}/{steps}, running loss "
+              f"{running_loss:.4g}, {elapsed:.0f} s, about {left:.0f} s left in the epoch", file=sys.stderr,
+              flush=True)
 
 
 class _Meters:
