@@ -25,8 +25,10 @@ Two models, two protocols, each against the authors' own logs:
 Every table row, plot title and JSON row names the model. The short protocol
 stops after 5 epochs and compares with the mean the authors logged after the
 same epoch (a column of ``creep.md``). ``--baseline-seeds`` adds logistic
-regression on the raw pixels and an MLP with level 2's parameter count trained
-like the ladder, on the same split (``baselines.md``, ``baselines.json``).
+regression on the raw pixels, an MLP with level 2's parameter count trained
+like the ladder, and level 1's random-map ablation (both convolutions frozen at
+seeded random weights, only the linear layer trained), on the same split
+(``baselines.md``, ``baselines.json``).
 
     python examples/creep_images.py                         # unitary, short protocol: 5 epochs, 1 seed
     python examples/creep_images.py --protocol full         # the authors' JAX protocol: 100 epochs, 5 seeds
@@ -128,19 +130,34 @@ def images(kind: str, split: str, data_dir: str | None, limit: int | None) -> tu
     return x.unsqueeze(1), torch.as_tensor(y, dtype=torch.int64)
 
 
+def random_convolutions(seed: int, device: str = "cpu") -> nn.Sequential:
+    """The ablation of level 1: the base model with both convolutions frozen at seeded random weights
+    (fixed random maps of the quantum convolutions' shapes); only the linear layer trains."""
+    torch.manual_seed(seed)
+    model = base_model(device=device)
+    for conv in (model[0], model[1]):
+        conv.requires_grad_(False)
+    return model
+
+
 def digital_baselines(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], *,
                       n_params: int, seeds: int, epochs: int, batch: int, lr: float) -> list[dict]:
-    """Logistic regression on the raw pixels (deterministic: one fit) and an MLP with ``n_params`` parameters
-    (one hidden ReLU layer) trained like the ladder (Adam, ``batch``, ``lr``, ``epochs``) for each seed."""
+    """Logistic regression on the raw pixels (deterministic: one fit), and for each seed, trained like the
+    ladder (Adam, ``batch``, ``lr``, ``epochs``): an MLP with ``n_params`` parameters (one hidden ReLU layer)
+    and level 1's random-map ablation (:func:`random_convolutions`)."""
     flat = [(x.reshape(len(x), -1), y) for x, y in (train, test)]
     rows = [{"model": "logistic regression (raw pixels)", "seed": 0,
              **logistic_regression(*flat[0], *flat[1], max_iter=100)}]
     for seed in range(seeds):
         mlp = matched_mlp(n_params, flat[0][0].shape[1], 10, seed=seed).to(train[0].device)
-        run = fit(Backprop(mlp, lr=lr), flat[0], val=flat[1], epochs=epochs, batch_size=batch, seed=seed,
-                  eval_train=False, eval_batch_size=5000, progress=False, plot=False)
-        rows.append({"model": "MLP, parameters matched to level 2", "seed": seed,
-                     "test_accuracy": run.final("val_accuracy"), "parameters": count_parameters(mlp)})
+        ablation = random_convolutions(seed, device=train[0].device)
+        for name, model, data in (("MLP, parameters matched to level 2", mlp, flat),
+                                  ("level 1 ablation: fixed random convolutions, trained linear", ablation,
+                                   (train, test))):
+            run = fit(Backprop(model, lr=lr), data[0], val=data[1], epochs=epochs, batch_size=batch, seed=seed,
+                      eval_train=False, eval_batch_size=5000, progress=False, plot=False)
+            rows.append({"model": name, "seed": seed, "test_accuracy": run.final("val_accuracy"),
+                         "parameters": count_parameters(model)})
     return rows
 
 
@@ -157,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="datasets to run")
     parser.add_argument("--levels", nargs="*", type=int, default=[0, 1, 2], help="creep levels to train")
     parser.add_argument("--baseline-seeds", type=int, default=3,
-                        help="seeds of the parameter-matched MLP (0: no digital baselines)")
+                        help="seeds of the parameter-matched MLP and the random-map ablation (0: no baselines)")
     parser.add_argument("--weights", choices=sorted(MODELS), default="real",
                         help="real: exactly unitary quantum layers (physical), the authors' JAX protocol "
                              "(batch 1000, lr 5e-3); complex: " + MODELS["complex"]["label"] + ", the paper's "

@@ -100,8 +100,12 @@ def test_creep_images_example_runs_on_a_few_images(tmp_path):
         assert "+ quantum linear" in table and reference in table and table.count(f"| {label} |") == 3
         rows = json.loads((tmp_path / weights / "mnist" / "creep.json").read_text())["rows"]
         assert {r["model"] for r in rows} == {label}
-        assert "logistic regression (raw pixels)" in (tmp_path / weights / "mnist" / "baselines.md").read_text()
+        baselines = (tmp_path / weights / "mnist" / "baselines.md").read_text()
+        assert "logistic regression (raw pixels)" in baselines and "fixed random convolutions" in baselines
     assert example.MODELS["real"]["batch"] == 1000 and example.MODELS["real"]["lr"] == 5e-3
+    ablation, base = example.random_convolutions(1), example.base_model()
+    assert count_parameters(ablation) == 16 * 28 * 28 * 10 + 10 < count_parameters(base)
+    assert not torch.equal(ablation[0].weight, example.random_convolutions(2)[0].weight)
     assert not [name for name, _ in build_level(example.base_model, example.swap_plan(), 2).named_parameters()
                 if name.endswith("weight_imag")]
     level2 = build_level(example.base_model, example.swap_plan(complex_weights=True), 2)
