@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
                              "(batch 1000, lr 5e-3); complex: " + MODELS["complex"]["label"] + ", the paper's "
                              "PyTorch protocol (batch 200, lr 5e-4)")
     parser.add_argument("--epochs", type=int, help="override the protocol's epochs")
-    parser.add_argument("--seeds", type=int, help="override the protocol's number of seeds (0, 1, ...)")
+    parser.add_argument("--seeds", type=int, help="override the protocol's number of seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="train seeds first-seed, first-seed + 1, ...")
     parser.add_argument("--train-size", type=int, help="override the protocol's training images")
     parser.add_argument("--test-size", type=int, help="override the protocol's test images")
     parser.add_argument("--data-dir", default=None, help="folder holding mnist/ and fashion-mnist/ "
@@ -212,8 +213,9 @@ def main(argv: list[str] | None = None) -> None:
             references[f"authors after {p['epochs']} epochs"] = dict(enumerate(logs[p["epochs"]]))
         plan = swap_plan(complex_weights=args.weights == "complex")
         if args.levels:
+            seeds = list(range(args.first_seed, args.first_seed + p["seeds"]))
             run_creep(functools.partial(base_model, device=args.device), plan, train, test, epochs=p["epochs"],
-                      batch_size=spec["batch"], lr=spec["lr"], seeds=list(range(p["seeds"])), levels=args.levels,
+                      batch_size=spec["batch"], lr=spec["lr"], seeds=seeds, levels=args.levels,
                       out_dir=out, model=spec["label"], references=references)
         if args.baseline_seeds:
             n_params = count_parameters(build_level(base_model, plan, 2))
