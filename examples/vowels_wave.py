@@ -8,13 +8,14 @@ scores (cross-entropy on them, as wavetorch). The material density between sourc
 probes is trained by backprop (Adam) on 1000-sample windows from the middle of each
 recording; tests use the whole recordings. 5-fold stratified cross-validation.
 wavetorch's published result for this protocol: train 92.6 %, test 86.9 % (mean of 5 folds).
-physnn, the default run's fold 1 (folds 2 and 3: test 86.0 % and 87.7 %; 4-5 not run): train 92.3 %, test 86.0 %
-(49 of 57 test recordings); 402 s CPU on 1 thread, 27 min wall on a busy 2-core machine (load ~9).
+physnn, the default run's 5 folds: test 86.0, 86.0, 87.7, 88.9, 87.0 %, 87.1 ± 1.2 % (fold 1: train
+92.3 %, 49 of 57 test recordings); about 7 min CPU per fold on 1 thread (folds 4-5:
+``--run-folds 4 5 --no-baselines``, 14 min wall beside one other job).
 Baselines on the same 5 folds (``--no-physics``, 22 min at load ~18): logistic regression on the
 raw window 41.9 ± 7.0 %, the 16,067-parameter MLP 46.3 ± 5.6 %, the random-map ablation
 34.4 ± 2.1 % (chance), logistic regression on the window's magnitude spectrum 88.1 ± 4.0 %
-(folds 1-3: 89.5 ± 1.8 %, against the medium's 86.0 / 86.0 / 87.7 % on folds 1-3): the medium
-beats models of the raw waveform, not a spectrum (docs/wave.md).
+(against the medium's 87.1 ± 1.2 %): the medium beats models of the raw waveform, not a
+spectrum (docs/wave.md).
 
 Without the recordings the script falls back to synthesized vowels and says so.
 
