@@ -40,10 +40,10 @@ private medium (intensities of mean ``1 / n_in`` with 1 % relative noise) gave 8
 (ablation 83.7 %); the camera's readings (a tenth of full scale) likely weigh more next to the
 unit-norm ``h`` in ``cat(y, h)``: the ablation, matched to their statistics, gains 1.7 of the quick
 look's 2.8 points too. Each
-camera call costs ~2.5x the former model's (Poisson draws, complex fields). Not yet re-measured
-with the camera, from the former medium: ``--train 5000 --test 2000`` (seeds 0-2, 27 min at load
-~18), forward-forward 81.6 ± 1.5 %, logistic regression 85.8 %, the matched MLP 90.0 ± 0.6 %, the
-random-map ablation 81.9 ± 1.0 %: the media added nothing.
+camera call costs ~2.5x the former model's (Poisson draws, complex fields). With ``--train 5000 --test
+2000 --threads 1`` (seeds 0-2, 145 s): forward-forward 87.1 ± 0.3 %, logistic regression 85.8 %, the
+matched MLP 90.0 ± 0.6 %, the random-map ablation 82.1 ± 1.8 % (the former medium: 81.6 ± 1.5 % against
+an ablation of 81.9 ± 1.0 %).
 
 Needs the MNIST IDX files in the data directory (``--data-dir`` or ``$PHYSNN_DATA``).
 Writes ``curves.png``, ``history.csv`` / ``history.json`` and ``checkpoint.pt`` under ``--out``.

@@ -26,13 +26,14 @@ one thread; the quick look takes ~40 s):
     logistic regression (raw pixels)                  92.3 %        (7,850 parameters)
     scattering medium + linear readout (backprop)     95.2 ± 0.7 %  (20,492: readout, exposure, gain)
     MLP matched to the scattering model               95.1 ± 1.0 %  (20,680)
+    random-map ablation of the scattering model       88.6 ± 0.8 %  (20,490)
     diffractive network, 5 phase masks 40 x 40        94.1 ± 0.2 %  (8,000 mask phases)
     MLP matched to the diffractive model              92.2 ± 0.7 %  (7,960)
 
-(scattering: 1176 s; diffractive, run alone with ``--models diffractive``: 1292 s.) The random-map
-ablation was measured at 10k / 2k images (``--train 10000 --test 2000 --models scattering``, 89 s):
-scattering 88.9 ± 0.5 %, ablation 85.8 ± 1.0 %, matched MLP 89.6 ± 0.5 %, logistic regression 85.9 %. Lin et al. report
-91.75 % for their full-size 200 x 200 network in simulation; this reduced one is not their geometry.
+(scattering: 1176 s; diffractive, run alone with ``--models diffractive``: 1292 s; the ablation's row
+from ``--models scattering --threads 1``, 427 s in all, same seeds, which repeated the scattering and
+MLP rows to the digit.) Lin et al. report 91.75 % for their full-size 200 x 200 network in
+simulation; this reduced one is not their geometry.
 
 Diffractive network (:class:`physnn.devices.optics.DiffractiveNetwork`, ``--models diffractive``): a
 reduced version of Lin et al.'s five phase-only layers, ``--diffractive-n`` neurons per side (default 40)
