@@ -1,8 +1,15 @@
 """Shared pytest options and fixtures: ``--device-address`` opts in to tests against a real instrument;
-``one_thread`` runs a module's small-tensor tests on one torch thread."""
+``one_thread`` runs a module's small-tensor tests on one torch thread; ``load_example`` imports an
+example script."""
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def pytest_addoption(parser):
@@ -20,3 +27,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def load_example():
+    """``load_example(name)``: ``examples/<name>.py`` imported as a module (the examples are scripts, not a package)."""
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

@@ -78,18 +78,14 @@ def test_run_creep_trains_every_level_and_writes_tables(tmp_path):
 
 
 @pytest.mark.slow
-def test_creep_images_example_runs_on_a_few_images(tmp_path):
-    import importlib.util
+def test_creep_images_example_runs_on_a_few_images(tmp_path, load_example):
     import os
     from pathlib import Path
 
     data = Path(os.environ.get("PHYSNN_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     if not (data / "mnist" / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"needs MNIST in {data} (set PHYSNN_DATA to shared/datasets)")
-    path = Path(__file__).resolve().parents[1] / "examples" / "creep_images.py"
-    spec = importlib.util.spec_from_file_location("creep_images", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("creep_images")
     expect = {"complex": ("non-unitary (paper's PyTorch model)", "| 96.92 | 93.76 |"),
               "real": ("unitary (physical; authors' JAX model)", "| 94.54 | 16.30 |")}
     for weights, (label, reference) in expect.items():

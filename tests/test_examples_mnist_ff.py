@@ -4,9 +4,6 @@ drives, and the forward-forward network and its random-map ablation train throug
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 
 import torch
 
@@ -14,16 +11,8 @@ from physnn.devices.optics import ScatteringMedium
 from physnn.training import Drive
 
 
-def _example() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "examples" / "mnist_forward_forward.py"
-    spec = importlib.util.spec_from_file_location("mnist_forward_forward", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    return example
-
-
-def test_media_are_black_box_cameras_neither_saturated_nor_starved_by_unit_norm_drives():
-    example = _example()
+def test_media_are_black_box_cameras_neither_saturated_nor_starved_by_unit_norm_drives(load_example):
+    example = load_example("mnist_forward_forward")
     medium = example.scattering_medium(784, 400, 3)
     assert isinstance(medium, ScatteringMedium) and not medium.differentiable and medium.stochastic
     assert medium.encoding == "amplitude" and medium.camera.noise == "poisson"
@@ -38,8 +27,8 @@ def test_media_are_black_box_cameras_neither_saturated_nor_starved_by_unit_norm_
     assert (r <= 0).float().mean() < 1e-2  # below half a DN (2.4 e-): ~0.2 % expected
 
 
-def test_forward_forward_and_its_random_map_ablation_train_through_the_media(tmp_path):
-    example = _example()
+def test_forward_forward_and_its_random_map_ablation_train_through_the_media(tmp_path, load_example):
+    example = load_example("mnist_forward_forward")
     g = torch.Generator().manual_seed(0)
     x = torch.rand(60, 784, generator=g) * (torch.rand(60, 784, generator=g) > 0.8)
     x[:, :10] = 0  # room for the label overlay, as MNIST's corners

@@ -165,18 +165,14 @@ def test_forward_forward_refuses_regression_and_any_loss():
 
 
 @pytest.mark.slow
-def test_audio_match_example_recovers_the_hidden_knobs(tmp_path):
-    import importlib.util
+def test_audio_match_example_recovers_the_hidden_knobs(tmp_path, load_example):
     import os
     from pathlib import Path
 
     data = Path(os.environ.get("PHYSNN_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     if not (data / "hillenbrand1995" / "vowels").is_dir():
         pytest.skip(f"needs the Hillenbrand recordings in {data} (set PHYSNN_DATA to shared/datasets)")
-    spec = importlib.util.spec_from_file_location("audio_match", Path(__file__).resolve().parents[1] / "examples"
-                                                  / "audio_match.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("audio_match")
     (run,) = example.main(["--seeds", "1", "--clips", "3", "--seconds", "0.05", "--mlp-epochs", "5",
                            "--data-dir", str(data), "--out", str(tmp_path)])
     for name, value in example.HIDDEN.items():
