@@ -179,11 +179,12 @@ def fit(method: Method, train: tuple[torch.Tensor, torch.Tensor], *,
     bar = tqdm(total=epochs, initial=min(loop.epoch, epochs), disable=None if progress else True, desc=method.name,
                unit="epoch", leave=False)
     writer = None if record is None else RecordWriter(record)  # one file for the run, appended epoch by epoch
+    log = _StepLog(method.name, epochs, log_every)
     try:
         while loop.epoch < epochs and not loop.stopped:
             with _recording(method, writer):
                 row = _run_epoch(method, loop, meters, x, y, val, batch_size, eval_train, eval_batch_size,
-                                 callbacks, _StepLog(method.name, epochs, log_every))
+                                 callbacks, log)
             loop.update_best(row, monitor, patience, method, restore_best)
             if out is not None:
                 loop.save(out / CHECKPOINT, method)
